@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh Linux machine with Python 3.11: `make demo`, `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)
+export DAM_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install demo test bench dev lint clean-data
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## .venv with everything (idempotent)
+
+demo: install  ## generate a sample library, index it through Dagster, print the catalog
+	$(BIN)/python -m dam_assets.demo
+
+test: install  ## the test suite (generates its own media)
+	$(BIN)/python -m pytest -q
+
+bench: install  ## benchmarks, as ratios against baselines measured in the same run
+	$(BIN)/python -m dam_assets_tests.benchmarks.foundation
+
+dev: install  ## Dagster UI, sensors and schedules on http://localhost:3000
+	$(BIN)/dagster dev
+
+lint: install
+	$(BIN)/ruff check dam_assets dam_assets_tests
+	$(BIN)/ruff format --check dam_assets dam_assets_tests
+
+clean-data:  ## delete everything the pipeline wrote (never your media)
+	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name .gitkeep -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""dam_assets: a media library indexer orchestrated by Dagster."""

@@ -1,0 +1,92 @@
+"""One pass over every partition of a run, so a bad file never stops the others."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dagster import AssetExecutionContext, AssetObservation, MetadataValue
+
+from ..discovery import explain_os_error
+from ..media.errors import MediaError
+from ..storage import Store
+
+PROGRESS_EVERY_S = 10.0
+
+# work(checksum, path) -> per-partition metadata for the UI, or None when there was nothing to do
+Work = Callable[[str, str], dict | None]
+
+
+@dataclass
+class BatchOutcome:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def metadata(self) -> dict:
+        meta: dict = {
+            "partitions": len(self.done) + len(self.failed),
+            "succeeded": len(self.done),
+            "failed": len(self.failed),
+            "seconds": round(self.seconds, 3),
+        }
+        if self.failed:
+            lines = [f"- `{ck[:12]}…` {msg}" for ck, msg in list(self.failed.items())[:20]]
+            meta["errors"] = MetadataValue.md("\n".join(lines))
+        return meta
+
+
+def run_per_partition(
+    context: AssetExecutionContext,
+    store: Store,
+    stage: str,
+    keys: list[str],
+    work: Work,
+    on_failure: Callable[[str], None] | None = None,
+) -> BatchOutcome:
+    """Call `work` for each partition; record failures in `ingest_errors` (with a message for
+    people), clear them on success, log progress, and observe each partition's metadata."""
+    outcome = BatchOutcome()
+    started = last_log = time.monotonic()
+    paths = store.registry.paths_for_checksums(keys)
+    for i, key in enumerate(keys, 1):
+        path = paths.get(key)
+        try:
+            if path is None or not os.path.exists(path):
+                raise MediaError(
+                    "SourceMissing",
+                    "No copy of this content is present on storage any more"
+                    + (f" (last seen at {path})" if path else "")
+                    + ".",
+                )
+            meta = work(key, path)
+            store.clear_stage_error(stage, key)
+            outcome.done.append(key)
+            if meta:
+                context.log_event(
+                    AssetObservation(asset_key=context.asset_key, partition=key, metadata=meta)
+                )
+        except Exception as exc:  # one file's problem must never stop the batch
+            if isinstance(exc, MediaError):
+                error_type, message = exc.error_type, str(exc)
+            elif isinstance(exc, OSError):
+                error_type, message = explain_os_error(exc)
+            else:
+                context.log.exception(f"{stage} failed on {path}")
+                error_type, message = type(exc).__name__, f"Unexpected error in {stage}: {exc}"
+            if on_failure:
+                on_failure(key)
+            store.record_stage_error(stage, key, path, error_type, message)
+            outcome.failed[key] = message
+            context.log.warning(f"{stage}: {path}: {message}")
+        now = time.monotonic()
+        if now - last_log >= PROGRESS_EVERY_S or i == len(keys):
+            rate = i / max(now - started, 1e-9)
+            context.log.info(
+                f"{stage}: {i}/{len(keys)} files ({rate:.1f}/s), {len(outcome.failed)} failed"
+            )
+            last_log = now
+    outcome.seconds = time.monotonic() - started
+    return outcome

@@ -1,0 +1,271 @@
+"""`dam`: the command line for people who live in a terminal.
+
+Indexing goes through the Dagster instance in $DAGSTER_HOME (default: the project root, whose
+dagster.yaml keeps storage under data/dagster_home), so every run shows in the web UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from . import settings
+
+EXIT_OK, EXIT_CRASH, EXIT_SOME_ERRORS = 0, 1, 2
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _use_instance_home() -> None:
+    """DAGSTER_HOME defaults to the project root. Its dagster.yaml names storage folders
+    relative to that root (as `dagster dev` there does), so work from there."""
+    if not os.environ.get("DAGSTER_HOME"):
+        root = settings.project_root()
+        os.environ["DAGSTER_HOME"] = str(root)
+        os.environ.setdefault("DAM_DATA_DIR", str(settings.data_dir()))
+        os.chdir(root)
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+# -- output -------------------------------------------------------------------------------------
+def _jsonable(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def print_table(table: pa.Table, fmt: str = "text", max_width: int = 60) -> None:
+    rows = table.to_pylist()
+    if fmt == "json":
+        print(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in rows], indent=1))
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(table.column_names)
+        writer.writerows([[_jsonable(v) for v in r.values()] for r in rows])
+        return
+    cols = table.column_names
+    cells = [[_cell(r[c], max_width) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _cell(value, max_width: int) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.3f}" if isinstance(value, float) else str(_jsonable(value))
+    return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+
+# -- ingest -------------------------------------------------------------------------------------
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .discovery import scan
+    from .runner import index_partitions
+    from .storage import Store
+
+    paths = [Path(p).expanduser().absolute() for p in args.paths]
+    for p in paths:
+        if not p.exists():
+            _say(f"dam ingest: {p}: no such file or folder")
+            return EXIT_CRASH
+    _use_instance_home()
+    store = Store(settings.data_dir())
+    last = [0.0]
+
+    def progress(done: int, total: int, path: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 2 or done == total:
+            _say(f"  hashing {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB  {Path(path).name}")
+            last[0] = now
+
+    _say(f"Scanning {len(paths)} path(s)…")
+    report = scan(paths, store, settle_seconds=args.settle, progress=progress)
+    store.export_registry()
+    _say(
+        f"Found {report.seen} media files ({len(report.checksums)} distinct contents):"
+        f" {report.hashed} hashed, {report.renamed} recognised renames,"
+        f" {len(report.unsettled)} still being written, {len(report.errors)} unreadable."
+    )
+    outcome = index_partitions(
+        report.checksums,
+        store,
+        batch_size=args.batch,
+        say=_say,
+        log_level="INFO" if args.verbose else "ERROR",
+    )
+    store.refresh_catalog()
+    error_rows = store.sql(
+        "SELECT stage, path, error_type, message FROM ingest_errors"
+        " WHERE list_contains($1, checksum) OR list_contains($2, path) ORDER BY stage, path",
+        [report.checksums or [""], [e[0] for e in report.errors] + report.unsettled or [""]],
+    )
+    print(
+        f"Indexed {len(outcome.indexed)} new file(s) in {len(outcome.runs)} run(s);"
+        f" {outcome.already} already indexed; {error_rows.num_rows} problem(s)."
+    )
+    if error_rows.num_rows:
+        print_table(error_rows, max_width=100)
+    if outcome.failed_runs:
+        _say(
+            f"{len(outcome.failed_runs)} run(s) failed: "
+            + ", ".join(outcome.failed_runs)
+            + " (see the Dagster UI for their logs)"
+        )
+        return EXIT_CRASH
+    return EXIT_SOME_ERRORS if error_rows.num_rows else EXIT_OK
+
+
+# -- status -------------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from .jobs import MEDIA_ASSETS
+    from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
+    from .storage import Store
+
+    _use_instance_home()
+    store = Store(settings.data_dir())
+    instance = DagsterInstance.get()
+    keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    errors = store.sql(
+        "SELECT stage, count(DISTINCT checksum) AS n FROM ingest_errors"
+        " WHERE checksum IS NOT NULL GROUP BY stage"
+    )
+    recorded = {r["stage"]: r["n"] for r in errors.to_pylist()}
+    rows = []
+    for assets_def in MEDIA_ASSETS:
+        key = assets_def.key
+        statuses = (
+            (instance.get_status_by_partition(key, keys, media_partitions) or {}) if keys else {}
+        )
+        counts = {"MATERIALIZED": 0, "FAILED": 0, "IN_PROGRESS": 0}
+        for status in statuses.values():
+            if status is not None:
+                counts[status.value] += 1
+        rows.append(
+            {
+                "asset": key.to_user_string(),
+                "partitions": len(keys),
+                "materialized": counts["MATERIALIZED"],
+                "missing": len(keys) - sum(counts.values()),
+                "failed": counts["FAILED"],
+                "in_progress": counts["IN_PROGRESS"],
+                "file_errors": recorded.get(key.to_user_string(), 0),
+            }
+        )
+    files = store.sql(
+        "SELECT count(*) AS files, count(*) FILTER (WHERE missing) AS missing,"
+        " count(DISTINCT checksum) AS contents FROM media_files"
+    ).to_pylist()[0]
+    discovery = store.sql(
+        "SELECT count(*) AS n FROM ingest_errors WHERE stage = 'discovery'"
+    ).to_pylist()[0]["n"]
+    if args.json:
+        print(json.dumps({"assets": rows, "files": files, "discovery_errors": discovery}))
+        return EXIT_OK
+    print_table(pa.Table.from_pylist(rows))
+    print(
+        f"files: {files['files']} paths, {files['contents']} distinct contents,"
+        f" {files['missing']} missing; {discovery} file(s) could not be read at discovery."
+        "\n'file_errors' counts files recorded in ingest_errors: `dam sql \"SELECT * FROM"
+        ' ingest_errors"` lists them.'
+    )
+    return EXIT_OK
+
+
+# -- sql / compact ------------------------------------------------------------------------------
+def cmd_sql(args: argparse.Namespace) -> int:
+    from .storage import Store
+
+    store = Store(settings.data_dir())
+    try:
+        table = store.sql(args.query)
+    except Exception as exc:  # duckdb errors carry a useful message already
+        _say(f"dam sql: {exc}")
+        return EXIT_CRASH
+    print_table(table, "json" if args.json else "csv" if args.csv else "text")
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from .storage import TABLES, Store
+
+    store = Store(settings.data_dir())
+    for name in TABLES:
+        stats = store.lake.compact(name)
+        if stats["units_merged"]:
+            print(
+                f"{name}: merged {stats['units_merged']} files into"
+                f" {stats['segments_written']} segment(s)"
+            )
+    store.refresh_catalog(force=True)
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors exit 1 (2 means "some files had problems")
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CRASH, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dam", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="index files or folders through Dagster")
+    ingest.add_argument("paths", nargs="+", help="files or folders to index")
+    ingest.add_argument("--batch", type=int, default=50, help="files per Dagster run (50)")
+    ingest.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="skip files modified less than this many seconds ago (still being copied; 2)",
+    )
+    ingest.add_argument("-v", "--verbose", action="store_true", help="show the runs' logs")
+    ingest.set_defaults(func=cmd_ingest)
+
+    status = sub.add_parser("status", help="per asset: materialized, missing, failed partitions")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    sql = sub.add_parser("sql", help="run SQL on the DuckDB catalog")
+    sql.add_argument("query")
+    fmt = sql.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    sql.set_defaults(func=cmd_sql)
+
+    compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
+    compact.set_defaults(func=cmd_compact)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_CRASH
+
+
+if __name__ == "__main__":
+    sys.exit(main())

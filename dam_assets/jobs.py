@@ -1,0 +1,39 @@
+"""Jobs: indexing new media (what sensors and `dam ingest` launch) and lake maintenance."""
+
+from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
+
+from .assets.probe import probe
+from .assets.thumbnails import thumbnails
+from .partitions import media_partitions
+from .resources import DamStorage
+from .storage import TABLES
+
+# Every asset partitioned by file checksum; later issues add theirs here.
+MEDIA_ASSETS = [probe, thumbnails]
+
+index_media_job = define_asset_job(
+    "index_media",
+    selection=AssetSelection.assets(*MEDIA_ASSETS),
+    partitions_def=media_partitions,
+    description="Index a batch of files (a range of `media` partitions) through every per-file"
+    " asset. Launched by the storage sensor and by `dam ingest`.",
+)
+
+
+@op(description="Merge per-partition Parquet files into per-prefix segments; rebuild catalog.")
+def compact_lake(context: OpExecutionContext, storage: DamStorage) -> dict:
+    store = storage.store()
+    totals = {}
+    for name in TABLES:
+        stats = store.lake.compact(name)
+        if stats["units_merged"]:
+            context.log.info(f"{name}: merged {stats['units_merged']} files")
+        totals[name] = stats["units_merged"]
+    store.export_registry()
+    store.refresh_catalog(force=True)
+    return totals
+
+
+@job(description="Compact the Parquet lake (nightly; also `dam compact`).")
+def maintain_lake():
+    compact_lake()

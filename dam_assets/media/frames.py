@@ -1,0 +1,73 @@
+"""Getting a few frames out of a video cheaply: seek, decode one keyframe, scale in swscale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+from PIL import Image
+
+
+@dataclass
+class Frame:
+    time: float
+    image: Image.Image  # upright (display rotation applied), RGB
+
+
+def _scaled(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
+    w, h = frame.width, frame.height
+    if max_side and max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        w, h = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+        image = frame.reformat(width=w, height=h, format="rgb24").to_image()
+    else:
+        image = frame.to_image()
+    rotation = round(frame.rotation or 0) % 360
+    if rotation:
+        image = image.rotate(rotation, expand=True)  # both counter-clockwise
+    return image
+
+
+def keyframes_at(
+    path: str | Path, times: Iterable[float], max_side: int | None = 1280
+) -> Iterator[Frame]:
+    """For each requested time, the keyframe at or before it (decoding nothing else).
+    Neighbouring requests that land on the same keyframe yield it once."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        stream.thread_type = "SLICE"
+        seen: set[int] = set()
+        for t in sorted(times):
+            target = int(max(0.0, t) / stream.time_base) + (stream.start_time or 0)
+            try:
+                container.seek(target, stream=stream, backward=True)
+                frame = next(container.decode(stream), None)
+            except (av.error.FFmpegError, StopIteration):
+                continue
+            if frame is None or frame.pts is None or frame.pts in seen:
+                continue
+            seen.add(frame.pts)
+            yield Frame(float(frame.time or 0.0), _scaled(frame, max_side))
+
+
+def first_frame(path: str | Path, max_side: int | None = None) -> Frame | None:
+    """The first decodable picture (still images PyAV can read but Pillow cannot)."""
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return Frame(float(frame.time or 0.0), _scaled(frame, max_side))
+    except av.error.FFmpegError:
+        return None
+    return None
+
+
+def decode_all(path: str | Path) -> int:
+    """Decode every frame once (the benchmark baseline). Returns the frame count."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))

@@ -1,0 +1,51 @@
+"""How good a frame is as a poster: not black, not blurred, well exposed.
+
+score = 0.45·sharpness + 0.30·exposure + 0.25·contrast − 0.5·clipped, each in [0, 1]:
+sharpness saturates the variance of the Laplacian (1 − e^(−var/100)), exposure is how close
+mean luma sits to mid-grey, contrast is luma spread (σ/0.25, capped), clipped is the share of
+crushed or blown pixels. Near-black, near-white or flat frames (fades, slates, lens cap) are
+multiplied by 0.1 so any real picture beats them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Quality:
+    score: float
+    sharpness: float
+    exposure: float
+    contrast: float
+    clipped: float
+    blank: bool
+
+
+def luma(image: Image.Image, max_width: int = 256) -> np.ndarray:
+    """Grey levels in [0, 1] at a small size (scoring a 4K frame at full size buys nothing)."""
+    if image.width > max_width:
+        image = image.resize((max_width, max(1, round(image.height * max_width / image.width))))
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def frame_quality(image: Image.Image) -> Quality:
+    g = luma(image)
+    mean = float(g.mean())
+    std = float(g.std())
+    if g.shape[0] >= 3 and g.shape[1] >= 3:
+        lap = (4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]) * 255.0
+        lap_var = float(lap.var())
+    else:
+        lap_var = 0.0
+    sharpness = 1.0 - float(np.exp(-lap_var / 100.0))
+    exposure = max(0.0, 1.0 - abs(mean - 0.5) / 0.5)
+    contrast = min(1.0, std / 0.25)
+    clipped = float(((g < 0.02) | (g > 0.98)).mean())
+    blank = mean < 0.08 or mean > 0.95 or std < 0.03
+    score = 0.45 * sharpness + 0.30 * exposure + 0.25 * contrast - 0.5 * clipped
+    score = max(0.0, score) * (0.1 if blank else 1.0)
+    return Quality(round(score, 4), sharpness, exposure, contrast, clipped, blank)

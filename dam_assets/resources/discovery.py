@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from ..settings import watch_roots
+
+
+class MediaDiscovery(ConfigurableResource):
+    """How the storage sensor finds new media."""
+
+    watch_roots: str | None = Field(
+        default=None,
+        description="Folders to watch, separated by ':' (os.pathsep). Empty: $DAM_WATCH_ROOTS,"
+        " else <data dir>/inbox.",
+    )
+    settle_seconds: float = Field(
+        default=30.0,
+        description="A file is indexed once unchanged (size and mtime) for this long, so files"
+        " still being copied are left alone.",
+    )
+    partitions_per_run: int = Field(
+        default=25, description="New files per run: one run start-up is shared by this many."
+    )
+    max_new_per_tick: int = Field(
+        default=1000, description="Most new partitions one tick adds; the rest wait a tick."
+    )
+    hash_budget_seconds: float = Field(
+        default=30.0,
+        description="Stop hashing after this long in one tick (ticks must end within 60 s);"
+        " the cursor resumes where it stopped.",
+    )
+
+    def roots(self) -> list[Path]:
+        return watch_roots(self.watch_roots)

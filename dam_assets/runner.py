@@ -1,0 +1,92 @@
+"""Running `index_media` for a set of partitions through the Dagster instance, in batches.
+
+`dam ingest` uses this so its runs are real runs of the instance in $DAGSTER_HOME (visible in
+the UI, with logs and partition status) without starting a daemon.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance
+
+from .jobs import MEDIA_ASSETS
+from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from .runs import contiguous_batches, range_tags
+from .storage import Store
+
+COMPACT_WHEN_UNITS_OVER = 500
+
+
+@dataclass
+class IndexOutcome:
+    indexed: list[str] = field(default_factory=list)
+    already: int = 0
+    runs: list[str] = field(default_factory=list)
+    failed_runs: list[str] = field(default_factory=list)
+
+
+def unindexed(instance: DagsterInstance, checksums: Sequence[str]) -> list[str]:
+    """Checksums some media asset has not materialized yet (new, or left by a crashed run)."""
+    todo: set[str] = set()
+    for assets_def in MEDIA_ASSETS:
+        status = (
+            instance.get_status_by_partition(assets_def.key, list(checksums), media_partitions)
+            or {}
+        )
+        todo.update(k for k in checksums if getattr(status.get(k), "value", None) != "MATERIALIZED")
+    return [k for k in checksums if k in todo]
+
+
+def index_partitions(
+    checksums: Sequence[str],
+    store: Store,
+    batch_size: int = 50,
+    say: Callable[[str], None] = print,
+    instance: DagsterInstance | None = None,
+    log_level: str = "ERROR",
+) -> IndexOutcome:
+    """Add missing partitions, then run `index_media` over those not yet materialized. The
+    console shows only `log_level` and above; the run's full log is in the instance (UI)."""
+    from .definitions import defs  # the code location, loaded only when indexing
+
+    instance = instance or DagsterInstance.get()
+    outcome = IndexOutcome()
+    existing = set(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    new = [k for k in checksums if k not in existing]
+    if new:
+        instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, new)
+    todo = unindexed(instance, checksums) if checksums else []
+    outcome.already = len(checksums) - len(todo)
+    ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
+    batches = contiguous_batches(todo, ordered, batch_size)
+    job = defs.resolve_job_def("index_media")
+    started = time.monotonic()
+    for i, batch in enumerate(batches, 1):
+        t0 = time.monotonic()
+        say(f"[{i}/{len(batches)}] indexing {len(batch)} file(s)…")
+        result = job.execute_in_process(
+            instance=instance,
+            tags={**range_tags(batch), "dam/source": "dam ingest"},
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        outcome.runs.append(result.run_id)
+        if result.success:
+            outcome.indexed.extend(batch)
+        else:
+            outcome.failed_runs.append(result.run_id)
+        done = sum(len(b) for b in batches[:i])
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (len(todo) - done)
+        say(
+            f"    run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} in"
+            f" {time.monotonic() - t0:.1f}s; {done}/{len(todo)} files, about {eta:.0f}s left"
+        )
+    if any(len(store.lake.unit_keys(t)) > COMPACT_WHEN_UNITS_OVER for t in ("probe", "thumbnails")):
+        say("compacting the lake…")
+        for table in ("probe", "streams", "thumbnails"):
+            store.lake.compact(table)
+    return outcome

@@ -1,0 +1,78 @@
+"""The storage sensor: watched folders in, batched runs of new partitions out."""
+
+import json
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from .discovery import scan
+from .jobs import index_media_job
+from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from .resources import DamStorage, MediaDiscovery
+from .runs import range_tags
+
+
+def batched(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), max(1, size))]
+
+
+@sensor(
+    job=index_media_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Watches DAM_WATCH_ROOTS for settled media files; adds one `media` partition per"
+    " new checksum and requests batched `index_media` runs. Marks deleted files missing.",
+)
+def media_storage_sensor(
+    context: SensorEvaluationContext, storage: DamStorage, discovery: MediaDiscovery
+) -> SensorResult | SkipReason:
+    store = storage.store()
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    report = scan(
+        discovery.roots(),
+        store,
+        settle_seconds=discovery.settle_seconds,
+        hash_budget_s=discovery.hash_budget_seconds,
+        resume_after=cursor.get("resume_after"),
+    )
+    existing = set(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    new = [ck for ck in report.checksums if ck not in existing]
+    deferred = new[discovery.max_new_per_tick :]
+    new = new[: discovery.max_new_per_tick]
+    if report.hashed or report.renamed or report.missing_marked or report.errors or new:
+        store.export_registry()
+    store.refresh_catalog()
+
+    runs = [
+        RunRequest(run_key=f"index:{batch[0]}:{batch[-1]}:{len(batch)}", tags=range_tags(batch))
+        for batch in batched(new, discovery.partitions_per_run)
+    ]
+    next_cursor = {
+        "resume_after": report.resume_after,
+        "seen": report.seen,
+        "backlog": len(report.backlog) + len(deferred),
+        "last_new": len(new),
+    }
+    summary = (
+        f"{report.seen} media files under {len(discovery.roots())} root(s): {len(new)} new,"
+        f" {report.hashed} hashed, {report.renamed} renamed, {len(report.unsettled)} still being"
+        f" written, {len(report.errors)} unreadable, {report.missing_marked} marked missing,"
+        f" backlog {next_cursor['backlog']} ({report.elapsed_s:.1f}s)"
+    )
+    context.log.info(summary)
+    for skipped in report.roots_skipped:
+        context.log.warning(f"watched root skipped: {skipped}")
+    if not new:
+        context.update_cursor(json.dumps(next_cursor))
+        return SkipReason(summary)
+    return SensorResult(
+        run_requests=runs,
+        dynamic_partitions_requests=[media_partitions.build_add_request(new)],
+        cursor=json.dumps(next_cursor),
+    )

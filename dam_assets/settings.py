@@ -1,0 +1,35 @@
+"""Where things live. Resolved at call time from the environment, never at import time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def project_root() -> Path:
+    """The folder holding `dagster.yaml`: the nearest one above the working directory, else the
+    checkout this package was installed from (editable installs), else the working directory."""
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "dagster.yaml").is_file() and (folder / "workspace.yaml").is_file():
+            return folder
+    checkout = PACKAGE_DIR.parent
+    if (checkout / "dagster.yaml").is_file():
+        return checkout
+    return cwd
+
+
+def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """`DAM_DATA_DIR`, default `<project root>/data`."""
+    value = override or os.environ.get("DAM_DATA_DIR")
+    path = Path(value).expanduser() if value else project_root() / "data"
+    return path.resolve()
+
+
+def watch_roots(override: str | None = None) -> list[Path]:
+    """`DAM_WATCH_ROOTS`: folders separated by `os.pathsep`, default `<data dir>/inbox`."""
+    value = override if override is not None else os.environ.get("DAM_WATCH_ROOTS", "")
+    roots = [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip()]
+    return roots or [data_dir() / "inbox"]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from dam_assets.storage import Store
+
+from . import media_factory as mf
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory) -> dict[str, Path]:
+    """One generated library for the whole session (read-only for tests)."""
+    return mf.make_library(tmp_path_factory.mktemp("library"))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("DAM_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def store(data_dir) -> Store:
+    return Store(data_dir)
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch) -> DagsterInstance:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with instance_for_test(temp_dir=str(home)) as inst:
+        yield inst
+
+
+@pytest.fixture
+def bad_files(tmp_path, library) -> dict[str, Path]:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    files = {
+        "empty": mf.make_zero_byte(folder / "empty.mp4"),
+        "text": mf.make_text_as_video(folder / "notes.mov"),
+        "truncated": mf.make_truncated(library["h264"], folder / "cut.mp4"),
+        "corrupt": mf.make_corrupt(folder / "junk.mkv"),
+    }
+    for p in files.values():
+        mf.age(p)
+    return files
+
+
+def copy_settled(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(src.read_bytes())
+    return mf.age(dst)
+
+
+IS_ROOT = os.geteuid() == 0
