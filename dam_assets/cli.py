@@ -97,7 +97,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     _say(f"Scanning {len(paths)} path(s)…")
     report = scan(paths, store, settle_seconds=args.settle, progress=progress)
-    store.export_registry()
     _say(
         f"Found {report.seen} media files ({len(report.checksums)} distinct contents):"
         f" {report.hashed} hashed, {report.renamed} recognised renames,"

@@ -240,6 +240,8 @@ def scan(
     if mark_missing:
         report.missing_marked = _mark_missing(grouped, known, incomplete, registry, now)
     report.checksums = list(dict.fromkeys(report.by_path[p] for p in sorted(report.by_path)))
+    if recorded or report.errors or report.unsettled or report.missing_marked:
+        store.export_registry()  # keep `media_files` and `ingest_errors` current
     report.elapsed_s = time.monotonic() - started
     return report
 

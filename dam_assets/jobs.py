@@ -4,7 +4,6 @@ from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, o
 
 from .assets.probe import probe
 from .assets.thumbnails import thumbnails
-from .partitions import media_partitions
 from .resources import DamStorage
 from .storage import TABLES
 
@@ -14,7 +13,6 @@ MEDIA_ASSETS = [probe, thumbnails]
 index_media_job = define_asset_job(
     "index_media",
     selection=AssetSelection.assets(*MEDIA_ASSETS),
-    partitions_def=media_partitions,
     description="Index a batch of files (a range of `media` partitions) through every per-file"
     " asset. Launched by the storage sensor and by `dam ingest`.",
 )

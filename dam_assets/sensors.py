@@ -45,8 +45,6 @@ def media_storage_sensor(
     new = [ck for ck in report.checksums if ck not in existing]
     deferred = new[discovery.max_new_per_tick :]
     new = new[: discovery.max_new_per_tick]
-    if report.hashed or report.renamed or report.missing_marked or report.errors or new:
-        store.export_registry()
     store.refresh_catalog()
 
     runs = [

@@ -11,20 +11,22 @@ import blake3
 # can verify any partition key by hand.
 CHECKSUM_HEX_LENGTH = 64
 _CHUNK = 4 * 1024 * 1024
+_MMAP_FROM = 64 * 1024 * 1024
 
 
 def file_checksum(path: str | os.PathLike[str]) -> str:
-    """BLAKE3 of the whole file. Memory-maps large files (lets BLAKE3 use several threads);
-    streams small ones, where mapping costs more than it saves."""
+    """BLAKE3 of the whole file. Large files are memory-mapped and hashed on all cores; small
+    ones are streamed on one thread, where threads and mapping cost more than they save."""
     path = Path(path)
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     size = path.stat().st_size
-    if size >= 16 * _CHUNK:
+    if size >= _MMAP_FROM:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(path)
-    else:
-        with open(path, "rb", buffering=0) as handle:
-            while chunk := handle.read(_CHUNK):
-                hasher.update(chunk)
+        return hasher.hexdigest()
+    hasher = blake3.blake3()
+    with open(path, "rb", buffering=0) as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
     return hasher.hexdigest()
 
 

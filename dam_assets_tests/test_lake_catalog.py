@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from dam_assets.storage import TABLES
+from dam_assets.storage.catalog import connect
+from dam_assets.storage.schemas import THUMBNAILS, rows_to_table
+
+CK_A = "aa" + "0" * 62
+CK_B = "ab" + "1" * 62
+CK_C = "c0" + "2" * 62
+
+DESIGN_VIEWS = {"media_files", "probe", "streams", "thumbnails", "ingest_errors"}
+
+
+def _rows(checksum: str, n: int, label: str = "x") -> pa.Table:
+    return rows_to_table(
+        THUMBNAILS,
+        [
+            {"checksum": checksum, "kind": "poster", "size_label": label, "time_s": float(i)}
+            for i in range(n)
+        ],
+    )
+
+
+def _count(store, where: str = "") -> int:
+    return store.sql(f"SELECT count(*) AS n FROM thumbnails {where}").column("n")[0].as_py()
+
+
+def test_every_view_exists_and_is_typed_when_empty(store):
+    store.refresh_catalog()
+    con = connect(store.catalog_path)
+    views = {
+        r[0]
+        for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
+    assert DESIGN_VIEWS <= views and set(TABLES) == views
+    for name, spec in TABLES.items():
+        result = con.execute(f"SELECT * FROM {name}")
+        assert result.fetchall() == []
+        assert [d[0] for d in result.description] == spec.schema.names
+    con.close()
+
+
+def test_unit_write_replaces_rows(store):
+    store.lake.write_unit("thumbnails", CK_A, _rows(CK_A, 3))
+    store.lake.write_unit("thumbnails", CK_A, _rows(CK_A, 2))
+    assert _count(store) == 2
+
+
+def test_compaction_keeps_rows_and_units_still_win(store):
+    for ck in (CK_A, CK_B, CK_C):
+        store.lake.write_unit("thumbnails", ck, _rows(ck, 2))
+    before = store.sql("SELECT * FROM thumbnails ORDER BY checksum, time_s")
+    stats = store.lake.compact("thumbnails")
+    assert stats == {"units_merged": 3, "segments_written": 3}  # shards aa, ab, c0
+    assert store.lake.unit_keys("thumbnails") == []
+    after = store.sql("SELECT * FROM thumbnails ORDER BY checksum, time_s")
+    assert after.equals(before)
+    # Re-materializing a compacted partition: the new unit replaces its segment rows.
+    store.lake.write_unit("thumbnails", CK_B, _rows(CK_B, 5, "new"))
+    assert _count(store, f"WHERE checksum = '{CK_B}'") == 5
+    assert _count(store, "WHERE size_label = 'x'") == 4
+    # ... and an empty unit (a file that now yields nothing) hides them all.
+    store.lake.write_unit("thumbnails", CK_A, THUMBNAILS.schema.empty_table())
+    assert _count(store, f"WHERE checksum = '{CK_A}'") == 0
+    store.lake.compact("thumbnails")
+    assert _count(store) == 7 and store.lake.unit_keys("thumbnails") == []
+    assert store.lake.read_units("thumbnails", [CK_B, CK_C]).num_rows == 7
+
+
+def test_catalog_stays_readable_and_replaceable_while_a_reader_holds_it(store):
+    store.lake.write_unit("thumbnails", CK_A, _rows(CK_A, 1))
+    store.refresh_catalog()
+    notebook = duckdb.connect(str(store.catalog_path), read_only=True)  # a notebook left open
+    assert store.refresh_catalog(force=True) is True  # rebuilt by rename, no lock conflict
+    store.lake.write_unit("thumbnails", CK_B, _rows(CK_B, 1))
+    assert notebook.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 2
+    assert _count(store) == 2
+    notebook.close()
+
+
+def test_no_temporary_files_left_behind(store):
+    store.lake.write_unit("thumbnails", CK_A, _rows(CK_A, 1))
+    store.lake.compact("thumbnails")
+    store.refresh_catalog(force=True)
+    leftovers = [p for p in store.data_dir.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []

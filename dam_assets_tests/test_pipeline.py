@@ -1,0 +1,160 @@
+"""Sensor ticks and asset runs on a real (temporary) Dagster instance with real media."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dagster import SensorResult, SkipReason, build_sensor_context
+
+from dam_assets.definitions import defs
+from dam_assets.discovery import scan
+from dam_assets.partitions import MEDIA_PARTITIONS_NAME
+from dam_assets.resources import DamStorage, MediaDiscovery
+from dam_assets.runner import index_partitions
+from dam_assets.runs import RANGE_END_TAG, RANGE_START_TAG, contiguous_batches
+from dam_assets.sensors import media_storage_sensor
+
+from .conftest import copy_settled
+
+
+@pytest.fixture
+def watched(tmp_path, library) -> Path:
+    root = tmp_path / "watched"
+    for name, path in library.items():
+        copy_settled(path, root / name / path.name)
+    return root
+
+
+def _tick(instance, data_dir, root, cursor=None, **discovery):
+    context = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={
+            "storage": DamStorage(data_dir=str(data_dir)),
+            "discovery": MediaDiscovery(watch_roots=str(root), **discovery),
+        },
+    )
+    return media_storage_sensor(context), context
+
+
+def test_sensor_adds_partitions_and_batches_runs(instance, data_dir, watched, library):
+    result, context = _tick(instance, data_dir, watched, partitions_per_run=4)
+    assert isinstance(result, SensorResult)
+    [add] = result.dynamic_partitions_requests
+    assert add.partitions_def_name == MEDIA_PARTITIONS_NAME
+    assert len(add.partition_keys) == len(library) == 6
+    assert [len(_range(r, add.partition_keys)) for r in result.run_requests] == [4, 2]
+    assert json.loads(result.cursor)["seen"] == 6
+
+    # The daemon applies the add request; launch the requested runs like it would.
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, list(add.partition_keys))
+    job = defs.resolve_job_def("index_media")
+    for request in result.run_requests:
+        assert job.execute_in_process(instance=instance, tags=request.tags).success
+    probed = DamStorage(data_dir=str(data_dir)).store().sql("SELECT count(*) n FROM probe")
+    assert probed.column("n")[0].as_py() == 6
+
+    again, _ = _tick(instance, data_dir, watched, cursor=result.cursor)
+    assert isinstance(again, SkipReason) and "0 new" in again.skip_message
+
+
+def _range(request, ordered):
+    start, end = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
+    keys = list(ordered)
+    return keys[keys.index(start) : keys.index(end) + 1]
+
+
+def test_sensor_bounds_new_partitions_per_tick(instance, data_dir, watched):
+    result, _ = _tick(instance, data_dir, watched, max_new_per_tick=2, partitions_per_run=10)
+    assert len(result.dynamic_partitions_requests[0].partition_keys) == 2
+    assert json.loads(result.cursor)["backlog"] == 4
+
+
+def test_sensor_survives_bad_files(instance, data_dir, watched, bad_files):
+    for path in bad_files.values():
+        copy_settled(path, watched / "bad" / path.name)
+    result, _ = _tick(instance, data_dir, watched)
+    assert isinstance(result, SensorResult)
+    assert len(result.dynamic_partitions_requests[0].partition_keys) == 6 + 3  # not the empty one
+
+
+def test_index_is_idempotent_and_records_bad_files(instance, store, watched, bad_files):
+    for path in bad_files.values():
+        copy_settled(path, watched / "bad" / path.name)
+    report = scan([watched], store)
+    outcome = index_partitions(report.checksums, store, batch_size=4, instance=instance, say=str)
+    assert len(outcome.runs) == 3 and not outcome.failed_runs
+    snapshot = {t: store.sql(f"SELECT * FROM {t} ORDER BY ALL") for t in ("streams", "thumbnails")}
+    probe_rows = store.sql("SELECT * EXCLUDE (probed_at) FROM probe ORDER BY checksum")
+
+    errors = store.sql(
+        "SELECT path, stage, error_type FROM ingest_errors ORDER BY path"
+    ).to_pylist()
+    by_name = {Path(e["path"]).name: (e["stage"], e["error_type"]) for e in errors}
+    assert by_name == {
+        "cut.mp4": ("probe", "Truncated"),
+        "junk.mkv": ("probe", "Corrupt"),
+        "notes.mov": ("probe", "NotMedia"),
+        "empty.mp4": ("discovery", "EmptyFile"),
+    }
+    kinds = store.sql("SELECT media_kind, count(*) n FROM probe GROUP BY ALL ORDER BY ALL")
+    assert probe_rows.num_rows == 6
+    assert kinds.to_pylist() == [
+        {"media_kind": "audio", "n": 1},
+        {"media_kind": "image", "n": 1},
+        {"media_kind": "video", "n": 4},
+    ]
+    # audio-only gets no thumbnails and that is not an error
+    audio = store.sql(
+        "SELECT count(t.checksum) n FROM probe p LEFT JOIN thumbnails t USING (checksum)"
+        " WHERE p.media_kind = 'audio'"
+    )
+    assert audio.column("n")[0].as_py() == 0
+
+    # A second pass finds everything materialized and runs nothing.
+    assert index_partitions(report.checksums, store, instance=instance, say=str).runs == []
+    # Forcing the same partitions again replaces rows instead of duplicating them.
+    job = defs.resolve_job_def("index_media")
+    ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
+    for batch in contiguous_batches(report.checksums, ordered, 50):
+        tags = {RANGE_START_TAG: batch[0], RANGE_END_TAG: batch[-1]}
+        assert job.execute_in_process(instance=instance, tags=tags).success
+    for table, before in snapshot.items():
+        assert store.sql(f"SELECT * FROM {table} ORDER BY ALL").equals(before), table
+    assert store.sql("SELECT * EXCLUDE (probed_at) FROM probe ORDER BY checksum").equals(probe_rows)
+    assert store.sql("SELECT count(*) n FROM ingest_errors").column("n")[0].as_py() == 4
+
+
+def test_duplicate_content_under_two_names_is_one_partition(instance, store, tmp_path, library):
+    a = copy_settled(library["h264"], tmp_path / "w" / "a.mp4")
+    copy_settled(library["h264"], tmp_path / "w" / "b.mp4")
+    report = scan([tmp_path / "w"], store)
+    index_partitions(report.checksums, store, instance=instance, say=str)
+    assert instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME) == [report.by_path[str(a)]]
+    store.export_registry()
+    rows = store.sql(
+        "SELECT count(DISTINCT path) paths, count(DISTINCT checksum) contents FROM media_files"
+    )
+    assert rows.to_pylist() == [{"paths": 2, "contents": 1}]
+    assert store.sql("SELECT count(*) n FROM probe").column("n")[0].as_py() == 1
+
+
+def test_thumbnail_files_exist_and_poster_avoids_black_intro(instance, store, tmp_path):
+    from . import media_factory as mf
+
+    clip = mf.age(
+        mf.make_video(
+            tmp_path / "w" / "fade_in.mp4", seconds=6, black_intro_s=2.5, gop=12, audio=False
+        )
+    )
+    report = scan([tmp_path / "w"], store)
+    index_partitions(report.checksums, store, instance=instance, say=str)
+    rows = store.sql("SELECT kind, time_s, path, score FROM thumbnails").to_pylist()
+    assert all(Path(r["path"]).is_file() for r in rows)
+    posters = [r for r in rows if r["kind"] == "poster"]
+    assert len(posters) == 2 and all(r["time_s"] >= 2.5 for r in posters)
+    assert clip.exists()
+    tiles = [r for r in rows if r["kind"] == "tile"]
+    assert len(tiles) >= 5  # keyframes every 12 frames (0.48 s), tiles every second
