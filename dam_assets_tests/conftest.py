@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
+from dam_assets import samples as mf
 from dam_assets.storage import Store
-
-from . import media_factory as mf
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,21 @@
 from __future__ import annotations
 
+import multiprocessing
 import os
+import pwd
 import shutil
 import tempfile
-import multiprocessing
-import pwd
 from pathlib import Path
 
 import blake3
 import pytest
 
 from dam_assets import discovery
+from dam_assets import samples as mf
 from dam_assets.discovery import scan
 from dam_assets.media.hashing import CHECKSUM_HEX_LENGTH, file_checksum
 from dam_assets.storage import Store
 
-from . import media_factory as mf
 from .conftest import IS_ROOT, copy_settled
 
 

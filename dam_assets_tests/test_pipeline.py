@@ -40,7 +40,7 @@ def _tick(instance, data_dir, root, cursor=None, **discovery):
 
 
 def test_sensor_adds_partitions_and_batches_runs(instance, data_dir, watched, library):
-    result, context = _tick(instance, data_dir, watched, partitions_per_run=4)
+    result, _context = _tick(instance, data_dir, watched, partitions_per_run=4)
     assert isinstance(result, SensorResult)
     [add] = result.dynamic_partitions_requests
     assert add.partitions_def_name == MEDIA_PARTITIONS_NAME
@@ -142,7 +142,7 @@ def test_duplicate_content_under_two_names_is_one_partition(instance, store, tmp
 
 
 def test_thumbnail_files_exist_and_poster_avoids_black_intro(instance, store, tmp_path):
-    from . import media_factory as mf
+    from dam_assets import samples as mf
 
     clip = mf.age(
         mf.make_video(

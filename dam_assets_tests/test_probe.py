@@ -4,10 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dam_assets import samples as mf
 from dam_assets.media.errors import MediaError
 from dam_assets.media.probe import parse_datetime, parse_iso6709, probe_file
-
-from . import media_factory as mf
 
 
 def test_h264_aac_clip(library):

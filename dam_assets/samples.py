@@ -1,0 +1,248 @@
+"""Sample media made with PyAV and Pillow: colour bars, tones, rotation, VFR, bad files.
+
+Used by `make demo`, the tests and the benchmarks; everything is generated, nothing downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+BARS = np.array(
+    [
+        [192, 192, 192],
+        [192, 192, 0],
+        [0, 192, 192],
+        [0, 192, 0],
+        [192, 0, 192],
+        [192, 0, 0],
+        [0, 0, 192],
+        [16, 16, 16],
+    ],
+    dtype=np.uint8,
+)
+
+
+def bars_frame(width: int, height: int, index: int, shift: int = 0) -> np.ndarray:
+    """SMPTE-like bars with a moving square, so frames differ and have detail."""
+    cols = (np.arange(width) * len(BARS) // width + shift) % len(BARS)
+    img = np.repeat(BARS[cols][None, :, :], height, axis=0)
+    size = max(4, height // 6)
+    x = (index * 7) % max(1, width - size)
+    y = height // 2 - size // 2
+    img[y : y + size, x : x + size] = 255
+    # texture keeps frames "sharp" for the quality score
+    img[::4, ::4] = 255 - img[::4, ::4]
+    return img
+
+
+def flat_frame(width: int, height: int, value: int) -> np.ndarray:
+    return np.full((height, width, 3), value, dtype=np.uint8)
+
+
+def tone(seconds: float, rate: int = 48000, freq: float = 440.0, channels: int = 2) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.tile(mono, (channels, 1))
+
+
+def _add_audio(container, seconds: float, rate: int = 48000, codec: str = "aac"):
+    stream = container.add_stream(codec, rate=rate, layout="stereo")
+    return stream, tone(seconds, rate)
+
+
+def _mux_audio(container, stream, samples: np.ndarray) -> None:
+    fmt = stream.codec_context.format.name
+    frame_size = stream.codec_context.frame_size or 1024
+    rate = stream.codec_context.sample_rate
+    if fmt.startswith("s16"):
+        samples = (samples * 32767).astype(np.int16)
+    for start in range(0, samples.shape[1], frame_size):
+        chunk = samples[:, start : start + frame_size]
+        if fmt.endswith("p"):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk), format=fmt, layout="stereo"
+            )
+        else:
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk.T.reshape(1, -1)), format=fmt, layout="stereo"
+            )
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
+def make_video(
+    path: str | os.PathLike[str],
+    seconds: float = 2.0,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 25,
+    codec: str = "libx264",
+    audio: bool = True,
+    rotation: int = 0,
+    gop: int | None = None,
+    frames: list[np.ndarray] | None = None,
+    metadata: dict[str, str] | None = None,
+    black_intro_s: float = 0.0,
+) -> Path:
+    """An H.264/AAC (or ProRes/PCM with codec='prores_ks') clip of colour bars."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    with av.open(str(path), "w") as container:
+        if metadata:
+            container.metadata.update(metadata)
+        vs = container.add_stream(codec, rate=fps)
+        vs.width, vs.height = width, height
+        if codec == "prores_ks":
+            vs.pix_fmt = "yuv422p10le"
+            vs.options = {"profile": "2"}
+        else:
+            vs.pix_fmt = "yuv420p"
+            vs.options = {"preset": "ultrafast"}
+            vs.codec_context.gop_size = gop or fps
+        if rotation:
+            vs.set_display_rotation(rotation)
+        a_stream = samples = None
+        if audio:
+            a_stream, samples = _add_audio(
+                container, seconds, codec="pcm_s16le" if codec == "prores_ks" else "aac"
+            )
+        count = len(frames) if frames is not None else round(seconds * fps)
+        for i in range(count):
+            if frames is not None:
+                img = frames[i]
+            elif i < black_intro_s * fps:
+                img = flat_frame(width, height, 0)
+            else:
+                img = bars_frame(width, height, i)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                container.mux(packet)
+        for packet in vs.encode():
+            container.mux(packet)
+        if a_stream is not None:
+            _mux_audio(container, a_stream, samples)
+    return path
+
+
+def make_vfr_video(path: str | os.PathLike[str], size: tuple[int, int] = (160, 120)) -> Path:
+    """H.264 in MP4 whose frame durations alternate 1/30 s and 1/10 s (variable frame rate)."""
+    path = Path(path)
+    width, height = size
+    with av.open(str(path), "w") as container:
+        vs = container.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast", "bf": "0"}
+        vs.codec_context.time_base = Fraction(1, 90)
+        pts = 0
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(bars_frame(width, height, i), format="rgb24")
+            frame.pts = pts
+            frame.time_base = Fraction(1, 90)
+            pts += 3 if i % 2 == 0 else 9
+            for packet in vs.encode(frame):
+                container.mux(packet)
+        for packet in vs.encode():
+            container.mux(packet)
+    return path
+
+
+def make_audio(path: str | os.PathLike[str], seconds: float = 2.0, codec: str = "aac") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream, samples = _add_audio(container, seconds, codec=codec)
+        _mux_audio(container, stream, samples)
+    return path
+
+
+def make_still(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] = (640, 480),
+    make: str = "TestCam",
+    model: str = "Model 1",
+    orientation: int = 1,
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(bars_frame(size[0], size[1], 3))
+    exif = Image.Exif()
+    exif[0x010F] = make
+    exif[0x0110] = model
+    exif[0x0112] = orientation
+    exif[0x0132] = "2024:05:06 07:08:09"
+    image.save(path, "JPEG", quality=90, exif=exif)
+    return path
+
+
+# -- bad inputs ---------------------------------------------------------------------------------
+def make_zero_byte(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    path.write_bytes(b"")
+    return path
+
+
+def make_text_as_video(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    path.write_text("These are my shot notes, not a movie.\n" * 20)
+    return path
+
+
+def make_truncated(source: Path, path: str | os.PathLike[str], keep: float = 0.6) -> Path:
+    """The first `keep` of a finished file, as an interrupted copy leaves it."""
+    path = Path(path)
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def make_corrupt(path: str | os.PathLike[str], size: int = 20000, seed: int = 7) -> Path:
+    path = Path(path)
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
+
+
+def age(path: Path, seconds: float = 3600) -> Path:
+    """Backdate mtime so the file counts as settled (not still being copied)."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
+    return path
+
+
+def make_library(root: str | os.PathLike[str], settled: bool = True) -> dict[str, Path]:
+    """A small library with one of each kind, as the demo and the end-to-end tests use."""
+    root = Path(root)
+    files = {
+        "h264": make_video(
+            root / "clips" / "bars_h264.mp4",
+            seconds=3,
+            metadata={
+                "creation_time": "2024-03-01T10:00:00.000000Z",
+                "make": "DemoCam",
+                "model": "DC-1",
+            },
+        ),
+        "prores": make_video(
+            root / "clips" / "bars_prores.mov", seconds=1, codec="prores_ks", size=(256, 144)
+        ),
+        "rotated": make_video(root / "phone" / "portrait.mp4", seconds=2, rotation=90),
+        "vfr": make_vfr_video(root / "phone" / "screen_recording.mp4"),
+        "audio": make_audio(root / "audio" / "tone.m4a"),
+        "still": make_still(root / "stills" / "photo.jpg"),
+    }
+    if settled:
+        for p in files.values():
+            age(p)
+    return files
