@@ -122,8 +122,6 @@ def collect(
         except OSError:
             report.roots_skipped.append(f"{root} (unreadable)")
             continue
-        if not mounted:
-            report.roots_skipped.append(f"{root} (empty: unmounted?)")
         for entry in walk(root, incomplete):
             try:
                 st = entry.stat()

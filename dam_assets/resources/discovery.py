@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -32,4 +33,7 @@ class MediaDiscovery(ConfigurableResource):
     )
 
     def roots(self) -> list[Path]:
-        return watch_roots(self.watch_roots)
+        roots = watch_roots(self.watch_roots)
+        if not self.watch_roots and not os.environ.get("DAM_WATCH_ROOTS"):
+            roots[0].mkdir(parents=True, exist_ok=True)  # the default inbox is ours to create
+        return roots
