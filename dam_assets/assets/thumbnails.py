@@ -51,7 +51,10 @@ def thumbnails(context: AssetExecutionContext, storage: DamStorage) -> Materiali
             meta["poster"] = posters[-1]
         return meta
 
-    outcome = run_per_partition(context, store, "thumbnails", todo, work)
+    def forget(checksum: str) -> None:  # no stale rows survive a failed re-run
+        store.lake.delete_unit("thumbnails", checksum)
+
+    outcome = run_per_partition(context, store, "thumbnails", todo, work, on_failure=forget)
     metadata = outcome.metadata()
     metadata.update(
         skipped_unprobed=len(keys) - len(todo), posters=written["poster"], tiles=written["tile"]

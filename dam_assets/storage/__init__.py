@@ -1,0 +1,77 @@
+"""All storage in one place: the Parquet lake, the DuckDB catalog, the file registry, and the
+folders for derived files. Nothing here imports Dagster."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from .catalog import connect, ensure_catalog
+from .lake import Lake
+from .registry import Registry
+from .schemas import INGEST_ERRORS, TABLES, rows_to_table
+
+__all__ = ["TABLES", "Lake", "Registry", "Store"]
+
+
+class Store:
+    """Everything under one `DAM_DATA_DIR`."""
+
+    def __init__(self, data_dir: str | os.PathLike[str]):
+        self.data_dir = Path(data_dir)
+        self.lake = Lake(self.data_dir / "lake")
+        self.catalog_path = self.data_dir / "catalog.duckdb"
+        self.thumbnails_dir = self.data_dir / "thumbnails"
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.data_dir / "registry.sqlite")
+        return self._registry
+
+    def media_dir(self, root: Path, checksum: str) -> Path:
+        """Per-file folder for derived files, sharded so no folder holds 80k entries."""
+        return root / checksum[:2] / checksum
+
+    # -- catalog -----------------------------------------------------------------------------
+    def refresh_catalog(self, force: bool = False) -> bool:
+        return ensure_catalog(self.catalog_path, self.lake, force=force)
+
+    def sql(self, query: str, params: list | None = None) -> pa.Table:
+        """Run a query on the catalog (read-only) and return Arrow."""
+        self.refresh_catalog()
+        con = connect(self.catalog_path)
+        try:
+            return con.sql(query, params=params or None).to_arrow_table()
+        finally:
+            con.close()
+
+    # -- errors ------------------------------------------------------------------------------
+    def record_stage_error(
+        self, stage: str, checksum: str, path: str | None, error_type: str, message: str
+    ) -> None:
+        """Record why one partition failed a stage; replaces that stage's earlier error."""
+        row = {
+            "path": path,
+            "checksum": checksum,
+            "stage": stage,
+            "error_type": error_type,
+            "message": message,
+            "occurred_at": datetime.now(UTC),
+        }
+        self.lake.write_unit(
+            "ingest_errors", f"{stage}--{checksum}", rows_to_table(INGEST_ERRORS, [row])
+        )
+
+    def clear_stage_error(self, stage: str, checksum: str) -> None:
+        self.lake.delete_unit("ingest_errors", f"{stage}--{checksum}")
+
+    def export_registry(self) -> None:
+        """Snapshot the registry into the lake so the catalog's `media_files` and
+        `ingest_errors` views show it."""
+        self.lake.write_snapshot("media_files", self.registry.media_files_table())
+        self.lake.write_unit("ingest_errors", "discovery", self.registry.discovery_errors_table())

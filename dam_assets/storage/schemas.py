@@ -1,0 +1,184 @@
+"""Every table the pipeline writes: its Arrow schema and how it is laid out in the lake.
+
+One place for schemas keeps the Parquet files, the DuckDB views and the assets in agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+Layout = Literal["units", "snapshot"]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: pa.Schema
+    # "units": one replaceable Parquet file per partition (or per key), compactable into
+    # per-prefix segments. "snapshot": one file rewritten whole (small global tables).
+    layout: Layout = "units"
+    compactable: bool = True
+    description: str = ""
+
+
+_ts = pa.timestamp("us", tz="UTC")
+
+PROBE = TableSpec(
+    "probe",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("path", pa.string()),
+            ("media_kind", pa.string()),
+            ("container", pa.string()),
+            ("container_long", pa.string()),
+            ("duration_s", pa.float64()),
+            ("size_bytes", pa.int64()),
+            ("bit_rate", pa.int64()),
+            ("start_time_s", pa.float64()),
+            ("video_streams", pa.int32()),
+            ("audio_streams", pa.int32()),
+            ("subtitle_streams", pa.int32()),
+            ("video_codec", pa.string()),
+            ("audio_codec", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("display_width", pa.int32()),
+            ("display_height", pa.int32()),
+            ("rotation", pa.int32()),
+            ("fps_avg", pa.float64()),
+            ("fps_real", pa.float64()),
+            ("is_vfr", pa.bool_()),
+            ("bit_depth", pa.int32()),
+            ("hdr", pa.bool_()),
+            ("hdr_format", pa.string()),
+            ("audio_channels", pa.int32()),
+            ("audio_sample_rate", pa.int32()),
+            ("creation_time", _ts),
+            ("make", pa.string()),
+            ("model", pa.string()),
+            ("timecode", pa.string()),
+            ("location", pa.string()),
+            ("latitude", pa.float64()),
+            ("longitude", pa.float64()),
+            ("tags_json", pa.string()),
+            ("probed_at", _ts),
+        ]
+    ),
+    description="One row per file: container, duration, size and the headline stream facts.",
+)
+
+STREAMS = TableSpec(
+    "streams",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("stream_index", pa.int32()),
+            ("stream_type", pa.string()),
+            ("codec", pa.string()),
+            ("codec_long", pa.string()),
+            ("profile", pa.string()),
+            ("pix_fmt", pa.string()),
+            ("bit_depth", pa.int32()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("sample_aspect_ratio", pa.string()),
+            ("rotation", pa.int32()),
+            ("fps_avg", pa.float64()),
+            ("fps_real", pa.float64()),
+            ("is_vfr", pa.bool_()),
+            ("frames", pa.int64()),
+            ("duration_s", pa.float64()),
+            ("bit_rate", pa.int64()),
+            ("color_primaries", pa.string()),
+            ("color_transfer", pa.string()),
+            ("color_space", pa.string()),
+            ("color_range", pa.string()),
+            ("hdr", pa.bool_()),
+            ("channels", pa.int32()),
+            ("channel_layout", pa.string()),
+            ("sample_rate", pa.int32()),
+            ("sample_fmt", pa.string()),
+            ("language", pa.string()),
+            ("title", pa.string()),
+            ("is_default", pa.bool_()),
+            ("is_forced", pa.bool_()),
+            ("tags_json", pa.string()),
+        ]
+    ),
+    description="One row per stream of every file (video, audio, subtitle, data/timecode).",
+)
+
+THUMBNAILS = TableSpec(
+    "thumbnails",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("kind", pa.string()),  # poster | sprite | tile
+            ("size_label", pa.string()),
+            ("time_s", pa.float64()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("path", pa.string()),
+            ("score", pa.float64()),
+            ("tile_x", pa.int32()),
+            ("tile_y", pa.int32()),
+        ]
+    ),
+    description="Poster frames in several sizes, the scrub sprite sheet and one row per tile.",
+)
+
+MEDIA_FILES = TableSpec(
+    "media_files",
+    pa.schema(
+        [
+            ("path", pa.string()),
+            ("checksum", pa.string()),
+            ("size_bytes", pa.int64()),
+            ("mtime_ns", pa.int64()),
+            ("inode", pa.int64()),
+            ("root", pa.string()),
+            ("media_kind", pa.string()),
+            ("first_seen", _ts),
+            ("last_seen", _ts),
+            ("missing", pa.bool_()),
+            ("missing_since", _ts),
+        ]
+    ),
+    layout="snapshot",
+    compactable=False,
+    description="Every path ever seen, with its checksum; deleted files are flagged, not dropped.",
+)
+
+INGEST_ERRORS = TableSpec(
+    "ingest_errors",
+    pa.schema(
+        [
+            ("path", pa.string()),
+            ("checksum", pa.string()),
+            ("stage", pa.string()),
+            ("error_type", pa.string()),
+            ("message", pa.string()),
+            ("occurred_at", _ts),
+        ]
+    ),
+    compactable=False,
+    description="Files that could not be indexed at some stage, with a message for people.",
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (PROBE, STREAMS, THUMBNAILS, MEDIA_FILES, INGEST_ERRORS)
+}
+
+
+def rows_to_table(spec: TableSpec, rows: list[dict]) -> pa.Table:
+    """Rows (dicts) to an Arrow table with exactly the spec's columns; unknown keys are a bug."""
+    names = set(spec.schema.names)
+    for row in rows:
+        extra = set(row) - names
+        if extra:
+            raise KeyError(f"{spec.name}: unknown columns {sorted(extra)}")
+    return pa.Table.from_pylist(rows, schema=spec.schema)
