@@ -36,7 +36,8 @@ def view_sql(lake: Lake, spec: TableSpec) -> str:
             segments = _sql_str(lake.segment_glob(spec.name))
             # A unit file replaces the segment rows of its checksum (see lake.py).
             body += (
-                f"\nUNION ALL BY NAME\nSELECT s.* FROM read_parquet({segments}, union_by_name = true) s"
+                "\nUNION ALL BY NAME"
+                f"\nSELECT s.* FROM read_parquet({segments}, union_by_name = true) s"
                 f"\nANTI JOIN (SELECT parse_filename(file, true) AS unit_key FROM glob({units})) u"
                 "\nON s.checksum = u.unit_key"
             )

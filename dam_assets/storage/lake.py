@@ -88,9 +88,8 @@ class Lake:
         return path
 
     def delete_unit(self, table: str, key: str) -> None:
-        with self._lock(table, exclusive=False):
-            with contextlib.suppress(FileNotFoundError):
-                self.unit_path(table, key).unlink()
+        with self._lock(table, exclusive=False), contextlib.suppress(FileNotFoundError):
+            self.unit_path(table, key).unlink()
 
     def write_snapshot(self, table: str, data: pa.Table) -> Path:
         spec = TABLES[table]
@@ -124,9 +123,7 @@ class Lake:
         units = self.table_dir(table) / "units"
         if not units.exists():
             return []
-        return sorted(
-            p.stem for p in units.glob("*/*.parquet") if p.stem != ANCHOR
-        )
+        return sorted(p.stem for p in units.glob("*/*.parquet") if p.stem != ANCHOR)
 
     # -- compaction --------------------------------------------------------------------------
     def compact(self, table: str, min_units: int = 1) -> dict[str, int]:

@@ -133,7 +133,9 @@ class Registry:
 
     # -- updates -----------------------------------------------------------------------------
     def record_files(
-        self, entries: Iterable[tuple[FileStat, str, str | None, str | None]], now: float | None = None
+        self,
+        entries: Iterable[tuple[FileStat, str, str | None, str | None]],
+        now: float | None = None,
     ) -> None:
         """Register (stat, checksum, root, media_kind) as present now; clears their errors."""
         now = time.time() if now is None else now

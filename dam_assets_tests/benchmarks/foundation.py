@@ -42,8 +42,8 @@ from dam_assets.media.hashing import file_checksum
 from dam_assets.media.probe import probe_file
 from dam_assets.media.thumbnails import video_thumbnails
 from dam_assets.runner import IndexOutcome, index_partitions
-from dam_assets.storage import Store
 from dam_assets.samples import age, make_video
+from dam_assets.storage import Store
 
 T = TypeVar("T")
 
