@@ -175,3 +175,23 @@ def test_unreadable_file_is_recorded(library):
     [(path, error_type, message)] = result["errors"]
     assert path == str(locked) and error_type == "PermissionDenied"
     assert "Permission denied" in message
+
+
+def test_file_vanishing_before_read_is_recorded(tmp_path, library, store, monkeypatch):
+    root = tmp_path / "w"
+    copy_settled(library["audio"], root / "stays.m4a")
+    gone = copy_settled(library["h264"], root / "gone.mp4")
+    real = discovery.file_checksum
+
+    def delete_then_hash(path):  # the file is moved away between the walk and the read
+        if Path(path) == gone:
+            gone.unlink()
+        return real(path)
+
+    monkeypatch.setattr(discovery, "file_checksum", delete_then_hash)
+    report = scan([root], store)
+    assert len(report.checksums) == 1
+    assert report.errors == [(str(gone), "Vanished", report.errors[0][2])]
+    assert "disappeared" in report.errors[0][2]
+    rows = store.sql("SELECT stage, error_type FROM ingest_errors WHERE path = ?", [str(gone)])
+    assert rows.to_pylist() == [{"stage": "discovery", "error_type": "Vanished"}]

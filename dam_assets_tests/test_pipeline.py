@@ -158,3 +158,15 @@ def test_thumbnail_files_exist_and_poster_avoids_black_intro(instance, store, tm
     assert clip.exists()
     tiles = [r for r in rows if r["kind"] == "tile"]
     assert len(tiles) >= 5  # keyframes every 12 frames (0.48 s), tiles every second
+
+
+def test_maintain_lake_job_compacts_without_changing_rows(instance, store, watched):
+    report = scan([watched], store)
+    index_partitions(report.checksums, store, instance=instance, say=str)
+    before = {t: store.sql(f"SELECT * FROM {t} ORDER BY ALL") for t in ("probe", "thumbnails")}
+    assert len(store.lake.unit_keys("probe")) == 6
+    result = defs.resolve_job_def("maintain_lake").execute_in_process(instance=instance)
+    assert result.success
+    assert store.lake.unit_keys("probe") == [] and store.lake.unit_keys("thumbnails") == []
+    for table, rows in before.items():
+        assert store.sql(f"SELECT * FROM {table} ORDER BY ALL").equals(rows), table
