@@ -234,11 +234,12 @@ def scan(
         report.resume_after = None
 
     registry.record_files(recorded, now=now)
-    registry.touch(unchanged, now=now)
+    touched = registry.touch(unchanged, now=now)  # reappeared files, hourly last_seen
     if mark_missing:
         report.missing_marked = _mark_missing(grouped, known, incomplete, registry, now)
     report.checksums = list(dict.fromkeys(report.by_path[p] for p in sorted(report.by_path)))
-    if recorded or report.errors or report.unsettled or report.missing_marked:
+    fresh_errors = any(e[1] != "KnownError" for e in report.errors)
+    if recorded or touched or fresh_errors or report.unsettled or report.missing_marked:
         store.export_registry()  # keep `media_files` and `ingest_errors` current
     report.elapsed_s = time.monotonic() - started
     return report

@@ -195,3 +195,16 @@ def test_file_vanishing_before_read_is_recorded(tmp_path, library, store, monkey
     assert "disappeared" in report.errors[0][2]
     rows = store.sql("SELECT stage, error_type FROM ingest_errors WHERE path = ?", [str(gone)])
     assert rows.to_pylist() == [{"stage": "discovery", "error_type": "Vanished"}]
+
+
+def test_reappearing_file_is_present_again(watched, store, tmp_path):
+    scan([watched], store)
+    path = watched / "sub" / "tone.m4a"
+    kept = tmp_path / "kept.m4a"
+    shutil.move(path, kept)
+    scan([watched], store)
+    assert dict(_files(store))[str(path)] is True
+    shutil.move(kept, path)  # the share comes back / the file is restored
+    report = scan([watched], store)
+    assert report.hashed == 0
+    assert dict(_files(store))[str(path)] is False
