@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)
 export DAM_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test bench dev lint clean-data
+.PHONY: install system-deps demo test bench dev lint clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ install: $(STAMP)  ## .venv with everything (idempotent)
 demo: install  ## generate a sample library, index it through Dagster, print the catalog
 	$(BIN)/python -m dam_assets.demo
 
-test: install  ## the test suite (generates its own media)
+system-deps:  ## espeak-ng: the tests synthesize speech with it (Debian/Ubuntu, as root or via sudo)
+	@command -v espeak-ng >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng >/dev/null; }
+
+test: install system-deps  ## the test suite (generates its own media)
 	$(BIN)/python -m pytest -q
 
 bench: install  ## benchmarks, as ratios against baselines measured in the same run

@@ -224,6 +224,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CRASH, f"{self.prog}: error: {message}\n")
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import search_transcripts
+
+    if not args.text:
+        _say(
+            "dam search: semantic search over frames needs the clip_embeddings asset, which this"
+            ' version does not have yet; search transcripts with --text "words".'
+        )
+        return EXIT_CRASH
+    hits = search_transcripts(args.text, limit=args.limit)
+    if args.json:
+        print(json.dumps(hits, indent=1))
+        return EXIT_OK
+    if not hits:
+        print(f"No transcript segment contains: {args.text}")
+        return EXIT_OK
+    for hit in hits:
+        span = f"{_clock(hit['start'])}–{_clock(hit['end'])}"
+        print(f"{hit['path'] or hit['checksum']}  {span}\n    {hit['text']}")
+    return EXIT_OK
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours:d}:{minutes:02d}:{secs:05.2f}" if hours else f"{minutes:d}:{secs:05.2f}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dam", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
     sql.set_defaults(func=cmd_sql)
+
+    search = sub.add_parser("search", help="search the library (transcripts: --text)")
+    search.add_argument("query", nargs="?", help="semantic query (needs clip_embeddings)")
+    search.add_argument("--text", help="words to find in transcripts (full-text)")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
 
     compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
     compact.set_defaults(func=cmd_compact)

@@ -2,17 +2,20 @@
 
 from dagster import Definitions
 
-from .assets.probe import probe
-from .assets.thumbnails import thumbnails
-from .jobs import index_media_job, maintain_lake
-from .resources import DamStorage, MediaDiscovery
+from .jobs import MEDIA_ASSETS, index_media_job, maintain_lake
+from .resources import DamStorage, MediaDiscovery, SceneDetectionConfig, WhisperConfig
 from .schedules import nightly_compaction
 from .sensors import media_storage_sensor
 
 defs = Definitions(
-    assets=[probe, thumbnails],
+    assets=MEDIA_ASSETS,
     jobs=[index_media_job, maintain_lake],
     sensors=[media_storage_sensor],
     schedules=[nightly_compaction],
-    resources={"storage": DamStorage(), "discovery": MediaDiscovery()},
+    resources={
+        "storage": DamStorage(),
+        "discovery": MediaDiscovery(),
+        "scene_detection": SceneDetectionConfig(),
+        "whisper": WhisperConfig(),
+    },
 )

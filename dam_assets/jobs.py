@@ -3,12 +3,14 @@
 from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
 from .assets.probe import probe
+from .assets.scenes import scenes
 from .assets.thumbnails import thumbnails
+from .assets.transcripts import transcripts
 from .resources import DamStorage
 from .storage import TABLES
 
 # Every asset partitioned by file checksum; later issues add theirs here.
-MEDIA_ASSETS = [probe, thumbnails]
+MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts]
 
 index_media_job = define_asset_job(
     "index_media",

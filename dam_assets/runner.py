@@ -15,7 +15,7 @@ from dagster import DagsterInstance
 from .jobs import MEDIA_ASSETS
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .runs import contiguous_batches, range_tags
-from .storage import Store
+from .storage import TABLES, Store
 
 COMPACT_WHEN_UNITS_OVER = 500
 
@@ -85,8 +85,8 @@ def index_partitions(
             f"    run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} in"
             f" {time.monotonic() - t0:.1f}s; {done}/{len(todo)} files, about {eta:.0f}s left"
         )
-    if any(len(store.lake.unit_keys(t)) > COMPACT_WHEN_UNITS_OVER for t in ("probe", "thumbnails")):
+    if len(store.lake.unit_keys("probe")) > COMPACT_WHEN_UNITS_OVER:
         say("compacting the lake…")
-        for table in ("probe", "streams", "thumbnails"):
+        for table in TABLES:
             store.lake.compact(table)
     return outcome

@@ -5,6 +5,7 @@ Used by `make demo`, the tests and the benchmarks; everything is generated, noth
 
 from __future__ import annotations
 
+import itertools
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -185,6 +186,85 @@ def make_still(
     exif[0x0132] = "2024:05:06 07:08:09"
     image.save(path, "JPEG", quality=90, exif=exif)
     return path
+
+
+def speech_samples(text: str, rate: int = 48000, words_per_minute: int = 140) -> np.ndarray:
+    """Synthesized speech (espeak-ng), float32 mono at `rate`."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if not shutil.which("espeak-ng"):
+        raise RuntimeError("espeak-ng is needed to synthesize speech: apt-get install espeak-ng")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run(
+            ["espeak-ng", "-s", str(words_per_minute), "-w", str(wav), text],
+            check=True,
+            capture_output=True,
+        )
+        with av.open(str(wav)) as container:
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks = [
+                out.to_ndarray().reshape(-1)
+                for frame in container.decode(audio=0)
+                for out in resampler.resample(frame)
+            ]
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def make_speech_video(
+    path: str | os.PathLike[str],
+    text: str,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 25,
+    lead_s: float = 0.5,
+) -> Path:
+    """H.264 colour bars with AAC speech of `text`, starting after `lead_s` of silence."""
+    rate = 48000
+    speech = speech_samples(text, rate)
+    audio = np.concatenate(
+        [np.zeros(int(lead_s * rate), np.float32), speech, np.zeros(int(0.5 * rate), np.float32)]
+    )
+    seconds = len(audio) / rate
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    with av.open(str(path), "w") as container:
+        vs = container.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast"}
+        a_stream = container.add_stream("aac", rate=rate, layout="stereo")
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(bars_frame(width, height, i), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                container.mux(packet)
+        for packet in vs.encode():
+            container.mux(packet)
+        _mux_audio(container, a_stream, np.tile(audio * 0.8, (2, 1)))
+    return path
+
+
+def make_cut_video(
+    path: str | os.PathLike[str],
+    cuts: list[int],
+    frames: int,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 25,
+) -> Path:
+    """Hard cuts at the given frame numbers: each shot has its own look (shifted, inverted
+    bars), and a square moves within a shot so frames are not identical."""
+    width, height = size
+    bounds = [0, *cuts, frames]
+    images = []
+    for shot, (start, end) in enumerate(itertools.pairwise(bounds)):
+        for i in range(start, end):
+            img = bars_frame(width, height, i, shift=shot * 3)
+            images.append(255 - img if shot % 2 else img)
+    return make_video(path, fps=fps, size=size, frames=images, audio=False)
 
 
 # -- bad inputs ---------------------------------------------------------------------------------

@@ -33,3 +33,18 @@ def watch_roots(override: str | None = None) -> list[Path]:
     value = override if override is not None else os.environ.get("DAM_WATCH_ROOTS", "")
     roots = [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip()]
     return roots or [data_dir() / "inbox"]
+
+
+def whisper_model() -> str:
+    """`DAM_WHISPER_MODEL`: a faster-whisper model name or a CTranslate2 folder (tiny.en)."""
+    return os.environ.get("DAM_WHISPER_MODEL", "").strip() or "tiny.en"
+
+
+def scene_detector_env() -> dict[str, str]:
+    """`DAM_SCENE_DETECTOR` (content|adaptive|hash), `DAM_SCENE_THRESHOLD`, `DAM_SCENE_MIN_LEN`."""
+    keys = {
+        "detector": "DAM_SCENE_DETECTOR",
+        "threshold": "DAM_SCENE_THRESHOLD",
+        "min_scene_len": "DAM_SCENE_MIN_LEN",
+    }
+    return {k: os.environ[v] for k, v in keys.items() if os.environ.get(v, "").strip()}

@@ -71,3 +71,31 @@ def decode_all(path: str | Path) -> int:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         return sum(1 for _ in container.decode(stream))
+
+
+def frames_at(
+    path: str | Path, times: Iterable[float], max_side: int | None = 640
+) -> dict[float, Frame]:
+    """The frame on screen at each requested time (the last one starting at or before it):
+    seek to the keyframe before it and decode forward, at most one GOP per request."""
+    found: dict[float, Frame] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        start = stream.start_time or 0
+        for t in sorted(set(times)):
+            target = int(max(0.0, t) / stream.time_base) + start
+            try:
+                container.seek(target, stream=stream, backward=True)
+                chosen = None
+                for frame in container.decode(stream):
+                    if frame.pts is None:
+                        continue
+                    if frame.pts > target and chosen is not None:
+                        break  # the previous frame is the one on screen at t
+                    chosen = frame
+            except av.error.FFmpegError:
+                continue
+            if chosen is not None:
+                found[t] = Frame(float(chosen.time or 0.0), _scaled(chosen, max_side))
+    return found

@@ -35,7 +35,17 @@ def luma(image: Image.Image, max_width: int = 256) -> np.ndarray:
 
 
 def frame_quality(image: Image.Image) -> Quality:
-    g = luma(image)
+    return luma_quality(luma(image))
+
+
+def bgr_luma(frame: np.ndarray, max_width: int = 256) -> np.ndarray:
+    """Grey levels in [0, 1] from an OpenCV-style BGR array (what PySceneDetect hands out)."""
+    step = max(1, frame.shape[1] // max_width)
+    small = frame[::step, ::step].astype(np.float32)
+    return (0.114 * small[..., 0] + 0.587 * small[..., 1] + 0.299 * small[..., 2]) / 255.0
+
+
+def luma_quality(g: np.ndarray) -> Quality:
     mean = float(g.mean())
     std = float(g.std())
     if g.shape[0] >= 3 and g.shape[1] >= 3:

@@ -8,16 +8,14 @@ index (`#xywh=`) that web players read directly. Only keyframes are decoded.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from .frames import Frame, first_frame, keyframes_at
+from .output import save_jpeg, write_text
 from .quality import frame_quality
 
 POSTER_SIZES = {"small": 320, "large": 1280}  # longest side in pixels; never upscaled
@@ -32,25 +30,6 @@ class ThumbnailSet:
     rows: list[dict] = field(default_factory=list)
     poster_time: float | None = None
     poster_score: float | None = None
-
-
-def save_jpeg(image: Image.Image, path: Path, quality: int = 85) -> None:
-    """Write atomically so a killed run never leaves half a JPEG behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        image.convert("RGB").save(tmp, "JPEG", quality=quality, optimize=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _fit(image: Image.Image, longest: int) -> Image.Image:
@@ -135,7 +114,7 @@ def sprite_sheet(frames: list[Frame], out_dir: Path, duration: float) -> list[di
             }
         )
     save_jpeg(sheet, sprite_path, quality=80)
-    _write_text("\n".join(cues), out_dir / "sprite.vtt")
+    write_text("\n".join(cues), out_dir / "sprite.vtt")
     rows.insert(
         0,
         {
@@ -152,9 +131,10 @@ def sprite_sheet(frames: list[Frame], out_dir: Path, duration: float) -> list[di
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
+    """Drop our own files from an earlier run (other assets share the folder)."""
     if out_dir.exists():
-        for old in out_dir.iterdir():
-            if old.is_file() and str(old) not in keep and old.suffix in (".jpg", ".vtt"):
+        for old in [*out_dir.glob("poster_*.jpg"), *out_dir.glob("sprite.*")]:
+            if str(old) not in keep:
                 old.unlink()
 
 

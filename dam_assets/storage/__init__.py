@@ -13,6 +13,7 @@ from .catalog import connect, ensure_catalog
 from .lake import Lake
 from .registry import Registry
 from .schemas import INGEST_ERRORS, TABLES, rows_to_table
+from .text_index import TextIndex
 
 __all__ = ["TABLES", "Lake", "Registry", "Store"]
 
@@ -25,6 +26,8 @@ class Store:
         self.lake = Lake(self.data_dir / "lake")
         self.catalog_path = self.data_dir / "catalog.duckdb"
         self.thumbnails_dir = self.data_dir / "thumbnails"
+        self.captions_dir = self.data_dir / "captions"
+        self.models_dir = self.data_dir / "models"
         self._registry: Registry | None = None
 
     @property
@@ -32,6 +35,10 @@ class Store:
         if self._registry is None:
             self._registry = Registry(self.data_dir / "registry.sqlite")
         return self._registry
+
+    @property
+    def text_index(self) -> TextIndex:
+        return TextIndex(self.data_dir / "transcripts_fts.sqlite")
 
     def media_dir(self, root: Path, checksum: str) -> Path:
         """Per-file folder for derived files, sharded so no folder holds 80k entries."""

@@ -131,6 +131,84 @@ THUMBNAILS = TableSpec(
     description="Poster frames in several sizes, the scrub sprite sheet and one row per tile.",
 )
 
+SCENES = TableSpec(
+    "scenes",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("scene_index", pa.int32()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("start_frame", pa.int64()),
+            ("end_frame", pa.int64()),  # exclusive: the next scene's first frame
+            ("duration_s", pa.float64()),
+            ("fps", pa.float64()),
+            ("detector", pa.string()),
+            ("params_json", pa.string()),
+            ("keyframe_path", pa.string()),
+            ("keyframe_time_s", pa.float64()),
+            ("keyframe_score", pa.float64()),
+        ]
+    ),
+    description="PySceneDetect scenes per video with a best-quality keyframe each.",
+)
+
+TRANSCRIPTS = TableSpec(
+    "transcripts",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("status", pa.string()),  # ok | no_speech | silent | no_audio
+            ("language", pa.string()),
+            ("language_probability", pa.float64()),
+            ("duration_s", pa.float64()),
+            ("speech_s", pa.float64()),
+            ("segments", pa.int32()),
+            ("words", pa.int32()),
+            ("model", pa.string()),
+            ("settings_json", pa.string()),
+            ("realtime_factor", pa.float64()),
+            ("vtt_path", pa.string()),
+            ("srt_path", pa.string()),
+        ]
+    ),
+    description="One row per file: transcript status (also empty ones), language, model.",
+)
+
+TRANSCRIPT_SEGMENTS = TableSpec(
+    "transcript_segments",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("segment_index", pa.int32()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("text", pa.string()),
+            ("avg_logprob", pa.float64()),
+            ("no_speech_prob", pa.float64()),
+            ("compression_ratio", pa.float64()),
+            ("language", pa.string()),
+        ]
+    ),
+    description="faster-whisper segments with times.",
+)
+
+TRANSCRIPT_WORDS = TableSpec(
+    "transcript_words",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("segment_index", pa.int32()),
+            ("word_index", pa.int32()),
+            ("word", pa.string()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("probability", pa.float64()),
+        ]
+    ),
+    description="Word-level timings and confidences.",
+)
+
 MEDIA_FILES = TableSpec(
     "media_files",
     pa.schema(
@@ -170,7 +248,18 @@ INGEST_ERRORS = TableSpec(
 )
 
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (PROBE, STREAMS, THUMBNAILS, MEDIA_FILES, INGEST_ERRORS)
+    spec.name: spec
+    for spec in (
+        PROBE,
+        STREAMS,
+        THUMBNAILS,
+        SCENES,
+        TRANSCRIPTS,
+        TRANSCRIPT_SEGMENTS,
+        TRANSCRIPT_WORDS,
+        MEDIA_FILES,
+        INGEST_ERRORS,
+    )
 }
 
 

@@ -1,0 +1,126 @@
+import json
+from dataclasses import asdict
+
+from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
+
+from ..media.output import write_text
+from ..media.transcribe import ModelUnavailable, load_audio, load_whisper, to_srt, to_vtt
+from ..media.transcribe import transcribe as run_whisper
+from ..partitions import media_partitions
+from ..resources import DamStorage, WhisperConfig
+from ..resources.models import whisper_settings_from_env
+from ..storage.schemas import (
+    TRANSCRIPT_SEGMENTS,
+    TRANSCRIPT_WORDS,
+    TRANSCRIPTS,
+    rows_to_table,
+)
+from .batch import run_per_partition
+from .probe import PARTITIONS_PER_RUN, probe
+
+
+@asset(
+    partitions_def=media_partitions,
+    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    deps=[probe],
+    group_name="media",
+    kinds={"faster-whisper", "parquet"},
+    code_version=f"transcripts-1-{whisper_settings_from_env().fingerprint()}",
+    pool="transcription",  # dagster.yaml limits each pool to one step at a time
+    description="Speech to text with faster-whisper: segments and words with times, language,"
+    " WebVTT/SRT captions under captions/, and the full-text index behind `dam search --text`."
+    " Files without audio or with silence get an empty transcript marked as such.",
+)
+def transcripts(
+    context: AssetExecutionContext, storage: DamStorage, whisper: WhisperConfig
+) -> MaterializeResult:
+    store = storage.store()
+    settings = whisper.settings()
+    settings_json = json.dumps(asdict(settings), sort_keys=True)
+    keys = list(context.partition_keys)
+    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    with_audio = [k for k in keys if k in probed and (probed[k]["audio_streams"] or 0) > 0]
+    index = store.text_index
+
+    def save(checksum: str, status: str, transcript=None) -> None:
+        segments = transcript.segments if transcript else []
+        words = transcript.words if transcript else []
+        vtt = store.captions_dir / f"{checksum}.vtt"
+        srt = store.captions_dir / f"{checksum}.srt"
+        if segments:
+            write_text(to_vtt(segments), vtt)
+            write_text(to_srt(segments), srt)
+        else:
+            vtt.unlink(missing_ok=True)
+            srt.unlink(missing_ok=True)
+        tag = {"checksum": checksum}
+        store.lake.write_unit(
+            "transcript_segments",
+            checksum,
+            rows_to_table(TRANSCRIPT_SEGMENTS, [{**tag, **s} for s in segments]),
+        )
+        store.lake.write_unit(
+            "transcript_words",
+            checksum,
+            rows_to_table(TRANSCRIPT_WORDS, [{**tag, **w} for w in words]),
+        )
+        index.replace(checksum, segments)
+        row = {
+            **tag,
+            "status": status,
+            "language": transcript.language if transcript else None,
+            "language_probability": transcript.language_probability if transcript else None,
+            "duration_s": transcript.duration_s if transcript else probed[checksum]["duration_s"],
+            "speech_s": transcript.speech_s if transcript else 0.0,
+            "segments": len(segments),
+            "words": len(words),
+            "model": settings.model,
+            "settings_json": settings_json,
+            "realtime_factor": transcript.realtime_factor if transcript else None,
+            "vtt_path": str(vtt) if segments else None,
+            "srt_path": str(srt) if segments else None,
+        }
+        store.lake.write_unit("transcripts", checksum, rows_to_table(TRANSCRIPTS, [row]))
+
+    for key in set(probed) - set(with_audio):
+        save(key, "no_audio")  # not an error: there is nothing to transcribe
+
+    model = None
+    if with_audio:
+        try:
+            model = load_whisper(settings, store.models_dir)
+        except ModelUnavailable as exc:
+            raise Failure(description=str(exc)) from exc
+    totals = {"media_s": 0.0, "seconds": 0.0, "speech_s": 0.0, "languages": set()}
+
+    def work(checksum: str, path: str) -> dict:
+        transcript = run_whisper(model, load_audio(path), settings)
+        save(checksum, transcript.status, transcript)
+        totals["media_s"] += transcript.duration_s
+        totals["seconds"] += transcript.seconds
+        totals["speech_s"] += transcript.speech_s
+        if transcript.language:
+            totals["languages"].add(transcript.language)
+        return {
+            "status": transcript.status,
+            "language": transcript.language or "",
+            "segments": len(transcript.segments),
+            "speech_s": round(transcript.speech_s, 2),
+            "realtime_factor": round(transcript.realtime_factor or 0.0, 2),
+        }
+
+    def forget(checksum: str) -> None:
+        for table in ("transcripts", "transcript_segments", "transcript_words"):
+            store.lake.delete_unit(table, checksum)
+        index.replace(checksum, [])
+
+    outcome = run_per_partition(context, store, "transcripts", with_audio, work, on_failure=forget)
+    metadata = outcome.metadata()
+    metadata.update(
+        model=settings.model,
+        speech_seconds=round(totals["speech_s"], 2),
+        languages=", ".join(sorted(totals["languages"])) or "none",
+        realtime_factor=round(totals["media_s"] / totals["seconds"], 2) if totals["seconds"] else 0,
+        no_audio=len(probed) - len(with_audio),
+    )
+    return MaterializeResult(metadata=metadata)

@@ -1,0 +1,190 @@
+"""faster-whisper on speech synthesized by espeak-ng, with the bundled tiny.en model."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dam_assets import samples as mf
+from dam_assets.definitions import defs
+from dam_assets.discovery import scan
+from dam_assets.media.transcribe import (
+    ModelUnavailable,
+    WhisperSettings,
+    load_audio,
+    load_whisper,
+    resolve_whisper_model,
+    to_srt,
+    to_vtt,
+    transcribe,
+)
+from dam_assets.partitions import MEDIA_PARTITIONS_NAME
+from dam_assets.resources import WhisperConfig
+from dam_assets.runner import index_partitions
+from dam_assets.runs import contiguous_batches, range_tags
+from dam_assets.search import search_transcripts
+
+from .conftest import copy_settled
+
+SPOKEN = "Please send the footage to the editor tomorrow morning."
+SPOKEN_WORDS = {"send", "footage", "tomorrow", "morning"}
+
+
+@pytest.fixture(scope="session")
+def speech_clip(tmp_path_factory) -> Path:
+    return mf.age(mf.make_speech_video(tmp_path_factory.mktemp("speech") / "memo.mp4", SPOKEN))
+
+
+@pytest.fixture(scope="session")
+def whisper(tmp_path_factory):
+    return load_whisper(WhisperSettings(), tmp_path_factory.mktemp("models"))
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def test_transcribes_synthesized_speech(whisper, speech_clip):
+    result = transcribe(whisper, load_audio(speech_clip), WhisperSettings())
+    assert result.status == "ok" and result.language == "en"
+    text = " ".join(s["text"] for s in result.segments)
+    assert _words(text) >= SPOKEN_WORDS, text
+    assert result.words and all(w["start_s"] <= w["end_s"] for w in result.words)
+    assert 0.0 <= result.segments[0]["start_s"] < result.segments[-1]["end_s"] <= result.duration_s
+    assert result.realtime_factor > 1
+
+
+def test_silence_is_an_empty_transcript_not_an_error(whisper):
+    result = transcribe(whisper, np.zeros(16000 * 2, np.float32), WhisperSettings())
+    assert result.status == "silent" and result.segments == []
+
+
+def test_captions_parse():
+    segments = [
+        {"start_s": 0.5, "end_s": 2.25, "text": "Hello there."},
+        {"start_s": 61.0, "end_s": 3725.5, "text": "Much later."},
+    ]
+    vtt = to_vtt(segments).splitlines()
+    assert vtt[0] == "WEBVTT" and vtt[2] == "00:00:00.500 --> 00:00:02.250"
+    assert "00:01:01.000 --> 01:02:05.500" in vtt
+    srt = to_srt(segments).split("\n\n")
+    assert srt[0].splitlines() == ["1", "00:00:00,500 --> 00:00:02,250", "Hello there."]
+    assert srt[1].splitlines()[0] == "2"
+
+
+def test_missing_model_says_what_to_do(tmp_path, monkeypatch):
+    with pytest.raises(ModelUnavailable, match=r"model\.bin"):
+        resolve_whisper_model(str(tmp_path / "no-model-here"), tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without network
+    with pytest.raises(ModelUnavailable) as info:
+        resolve_whisper_model("small.en", tmp_path / "models")
+    message = str(info.value)
+    assert "huggingface-cli download Systran/faster-whisper-small.en" in message
+    assert str(tmp_path / "models" / "whisper" / "small.en") in message
+
+
+def test_bundled_tiny_en_resolves_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert (resolve_whisper_model("tiny.en", tmp_path) / "model.bin").is_file()
+
+
+def test_transcripts_asset_captions_search_and_idempotency(
+    instance, store, tmp_path, speech_clip, library
+):
+    root = tmp_path / "w"
+    for clip in (speech_clip, library["vfr"], library["still"]):  # vfr clip has no audio track
+        copy_settled(clip, root / clip.name)
+    report = scan([root], store)
+    outcome = index_partitions(report.checksums, store, instance=instance, say=str)
+    assert not outcome.failed_runs
+    speech_ck = report.by_path[str(root / speech_clip.name)]
+    rows = store.sql("SELECT checksum, status FROM transcripts").to_pylist()
+    status = {r["checksum"]: r["status"] for r in rows}
+    assert status[speech_ck] == "ok"
+    assert sorted(status.values()) == ["no_audio", "no_audio", "ok"]
+    vtt = store.captions_dir / f"{speech_ck}.vtt"
+    srt = store.captions_dir / f"{speech_ck}.srt"
+    assert vtt.read_text().startswith("WEBVTT") and srt.read_text().startswith("1\n")
+    assert _words(vtt.read_text()) >= SPOKEN_WORDS
+    words = store.sql("SELECT count(*) n FROM transcript_words WHERE checksum = ?", [speech_ck])
+    assert words.column("n")[0].as_py() >= 6
+
+    hits = search_transcripts("footage tomorrow")
+    assert [h["checksum"] for h in hits] == [speech_ck]
+    assert hits[0]["path"] == str(root / speech_clip.name) and hits[0]["end"] > hits[0]["start"]
+    assert search_transcripts("zebra") == []
+
+    before = {
+        t: store.sql(f"SELECT * FROM {t} ORDER BY ALL")
+        for t in ("transcript_segments", "transcript_words")
+    }
+    ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
+    [batch] = contiguous_batches(report.checksums, ordered, 50)
+    rerun = defs.resolve_job_def("index_media").execute_in_process(
+        instance=instance,
+        tags=range_tags(batch),
+        asset_selection=[defs.resolve_assets_def("transcripts").key],
+    )
+    assert rerun.success
+    for table, rows in before.items():
+        assert store.sql(f"SELECT * FROM {table} ORDER BY ALL").equals(rows), table
+    assert len(search_transcripts("footage")) == 1  # the index was replaced, not appended
+
+
+def test_missing_model_fails_only_transcripts(instance, store, tmp_path, speech_clip):
+    root = tmp_path / "w"
+    copy_settled(speech_clip, root / speech_clip.name)
+    report = scan([root], store)
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
+    job = defs.resolve_job_def("index_media")
+    result = job.execute_in_process(
+        instance=instance,
+        tags=range_tags(report.checksums),
+        raise_on_error=False,
+        resources={"whisper": WhisperConfig(model=str(tmp_path / "missing-model"))},
+    )
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["transcripts"]
+    assert "model.bin" in failures[0].step_failure_data.error.message
+    succeeded = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert succeeded == {"probe", "thumbnails", "scenes"}
+    assert store.sql("SELECT count(*) n FROM probe").to_pylist() == [{"n": 1}]
+
+
+def test_dam_search_text_cli(tmp_path, speech_clip):
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAM_DATA_DIR": str(tmp_path / "data")}
+    copy_settled(speech_clip, tmp_path / "memos" / "memo.mp4")
+    dam = [sys.executable, "-m", "dam_assets.cli"]
+    ingest = subprocess.run(
+        [*dam, "ingest", str(tmp_path / "memos")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ingest.returncode == 0, ingest.stderr
+    found = subprocess.run(
+        [*dam, "search", "--text", "sending footage", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    [hit] = json.loads(found.stdout)
+    assert {"checksum", "path", "start", "end", "text"} <= set(hit)
+    assert hit["path"] == str(tmp_path / "memos" / "memo.mp4") and "footage" in hit["text"]
+    text = subprocess.run(
+        [*dam, "search", "--text", "footage"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "memo.mp4  0:0" in text.stdout and "footage" in text.stdout
