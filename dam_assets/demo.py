@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from . import settings
 from .cli import main as dam
-from .samples import make_library
+from .samples import age, make_cut_video, make_library, make_speech_video
+
+SPEECH = "Please send the footage to the editor tomorrow morning. The interview starts at nine."
 
 QUERIES = {
     "What was indexed (probe)": (
@@ -18,6 +21,16 @@ QUERIES = {
     "Streams": (
         "SELECT checksum[:12] AS checksum, stream_index AS idx, stream_type, codec, profile,"
         " pix_fmt, bit_depth, channel_layout, sample_rate FROM streams ORDER BY ALL"
+    ),
+    "Scenes": (
+        "SELECT checksum[:12] AS checksum, scene_index AS scene, start_frame, end_frame,"
+        " round(start_s, 2) AS start_s, round(end_s, 2) AS end_s, keyframe_path"
+        " FROM scenes ORDER BY ALL"
+    ),
+    "Transcripts": (
+        "SELECT t.checksum[:12] AS checksum, t.status, t.language, t.segments,"
+        " round(t.speech_s, 1) AS speech_s, s.text FROM transcripts t"
+        " LEFT JOIN transcript_segments s USING (checksum) ORDER BY ALL"
     ),
     "Posters (chosen by quality score)": (
         "SELECT checksum[:12] AS checksum, size_label, round(time_s, 2) AS at_s, width, height,"
@@ -32,6 +45,9 @@ def run() -> int:
     if not library.exists():
         print(f"Generating a sample library in {library} …", flush=True)
         make_library(library)
+        age(make_cut_video(library / "clips" / "three_shots.mp4", cuts=[30, 75], frames=100))
+        if shutil.which("espeak-ng"):
+            age(make_speech_video(library / "clips" / "voice_memo.mp4", SPEECH))
     code = dam(["ingest", str(library)])
     if code != 0:
         return code
@@ -40,6 +56,9 @@ def run() -> int:
     for title, query in QUERIES.items():
         print(f"\n## {title}\n", flush=True)
         dam(["sql", query])
+    if shutil.which("espeak-ng"):
+        print('\n## dam search --text "footage tomorrow"\n', flush=True)
+        dam(["search", "--text", "footage tomorrow"])
     print(
         f"\nThe catalog is {data / 'catalog.duckdb'} (open it read-only from a notebook)."
         "\nRun `make dev` and open http://localhost:3000 to see the assets, runs and sensor."
