@@ -160,12 +160,15 @@ def make_vfr_video(path: str | os.PathLike[str], size: tuple[int, int] = (160, 1
     return path
 
 
-def make_audio(path: str | os.PathLike[str], seconds: float = 2.0, codec: str = "aac") -> Path:
+def make_audio(
+    path: str | os.PathLike[str], seconds: float = 2.0, codec: str = "aac", silent: bool = False
+) -> Path:
+    """A 440 Hz tone (or digital silence) in an audio-only file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream, samples = _add_audio(container, seconds, codec=codec)
-        _mux_audio(container, stream, samples)
+        _mux_audio(container, stream, samples * 0 if silent else samples)
     return path
 
 

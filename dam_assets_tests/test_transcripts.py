@@ -98,6 +98,9 @@ def test_transcripts_asset_captions_search_and_idempotency(
     root = tmp_path / "w"
     for clip in (speech_clip, library["vfr"], library["still"]):  # vfr clip has no audio track
         copy_settled(clip, root / clip.name)
+    silent = mf.age(
+        mf.make_audio(root / "room_tone.wav", seconds=3, codec="pcm_s16le", silent=True)
+    )
     report = scan([root], store)
     outcome = index_partitions(report.checksums, store, instance=instance, say=str)
     assert not outcome.failed_runs
@@ -105,7 +108,8 @@ def test_transcripts_asset_captions_search_and_idempotency(
     rows = store.sql("SELECT checksum, status FROM transcripts").to_pylist()
     status = {r["checksum"]: r["status"] for r in rows}
     assert status[speech_ck] == "ok"
-    assert sorted(status.values()) == ["no_audio", "no_audio", "ok"]
+    assert status[report.by_path[str(silent)]] == "silent"
+    assert sorted(status.values()) == ["no_audio", "no_audio", "ok", "silent"]
     vtt = store.captions_dir / f"{speech_ck}.vtt"
     srt = store.captions_dir / f"{speech_ck}.srt"
     assert vtt.read_text().startswith("WEBVTT") and srt.read_text().startswith("1\n")
@@ -124,6 +128,7 @@ def test_transcripts_asset_captions_search_and_idempotency(
     }
     ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
     [batch] = contiguous_batches(report.checksums, ordered, 50)
+    assert store.sql("SELECT count(*) n FROM ingest_errors").to_pylist() == [{"n": 0}]
     rerun = defs.resolve_job_def("index_media").execute_in_process(
         instance=instance,
         tags=range_tags(batch),
