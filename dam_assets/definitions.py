@@ -3,7 +3,13 @@
 from dagster import Definitions
 
 from .jobs import MEDIA_ASSETS, index_media_job, maintain_lake
-from .resources import DamStorage, MediaDiscovery, SceneDetectionConfig, WhisperConfig
+from .resources import (
+    ClipConfig,
+    DamStorage,
+    MediaDiscovery,
+    SceneDetectionConfig,
+    WhisperConfig,
+)
 from .schedules import nightly_compaction
 from .sensors import media_storage_sensor
 
@@ -17,5 +23,6 @@ defs = Definitions(
         "discovery": MediaDiscovery(),
         "scene_detection": SceneDetectionConfig(),
         "whisper": WhisperConfig(),
+        "clip": ClipConfig(),
     },
 )

@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
+from .assets.clip_embeddings import clip_embeddings
 from .assets.probe import probe
 from .assets.scenes import scenes
 from .assets.thumbnails import thumbnails
@@ -10,7 +11,7 @@ from .resources import DamStorage
 from .storage import TABLES
 
 # Every asset partitioned by file checksum; later issues add theirs here.
-MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts]
+MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings]
 
 index_media_job = define_asset_job(
     "index_media",

@@ -48,3 +48,11 @@ def scene_detector_env() -> dict[str, str]:
         "min_scene_len": "DAM_SCENE_MIN_LEN",
     }
     return {k: os.environ[v] for k, v in keys.items() if os.environ.get(v, "").strip()}
+
+
+def clip_model() -> tuple[str, str]:
+    """`DAM_CLIP_MODEL` (open_clip architecture or a model-config JSON) and
+    `DAM_CLIP_PRETRAINED` (a pretrained tag or a local checkpoint file)."""
+    model = os.environ.get("DAM_CLIP_MODEL", "").strip() or "ViT-B-32"
+    pretrained = os.environ.get("DAM_CLIP_PRETRAINED", "").strip() or "laion2b_s34b_b79k"
+    return model, pretrained

@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from dam_assets import samples as mf
-from dam_assets.storage import Store
+from dam_assets.media.clip import write_tiny_model
+
+# CLIP weights cannot be downloaded here: every test (and every `dam` subprocess it starts)
+# uses a small open_clip architecture with random weights, built now, before any test module
+# imports the Dagster definitions (whose code version includes the model id).
+_TINY_CLIP = Path(tempfile.mkdtemp(prefix="dam-tiny-clip-"))
+TINY_CLIP_CONFIG, TINY_CLIP_WEIGHTS = write_tiny_model(_TINY_CLIP)
+os.environ["DAM_CLIP_MODEL"] = str(TINY_CLIP_CONFIG)
+os.environ["DAM_CLIP_PRETRAINED"] = str(TINY_CLIP_WEIGHTS)
+from dam_assets.storage import Store  # noqa: E402
 
 
 @pytest.fixture(scope="session")

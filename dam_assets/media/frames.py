@@ -54,6 +54,16 @@ def keyframes_at(
             yield Frame(float(frame.time or 0.0), _scaled(frame, max_side))
 
 
+def interval_times(duration: float | None, every_s: float) -> list[float]:
+    """Sample times every `every_s` seconds, centred in each interval (never 0 exactly, where
+    fades and slates sit)."""
+    if not duration or duration <= 0:
+        return [0.0]
+    count = max(1, int(duration // every_s))
+    step = duration / count
+    return [round(step * (i + 0.5), 3) for i in range(count)]
+
+
 def first_frame(path: str | Path, max_side: int | None = None) -> Frame | None:
     """The first decodable picture (still images PyAV can read but Pillow cannot)."""
     try:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .hub import hub_reachable
+
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-3  # below this peak amplitude (-60 dBFS) a track counts as silent
 
@@ -71,13 +73,15 @@ def resolve_whisper_model(value: str, models_dir: Path) -> Path:
 
     repo = f"Systran/faster-whisper-{value}" if value in available_models() else value
     try:
+        if not hub_reachable():
+            raise ConnectionError("the model hub is not reachable from here")
         with warnings.catch_warnings():  # faster-whisper passes a deprecated hub argument
             warnings.simplefilter("ignore", UserWarning)
             return Path(download_model(value, output_dir=str(target)))
     except Exception as exc:
         raise ModelUnavailable(
             f"The faster-whisper model {value!r} is not available offline and could not be"
-            f" downloaded ({type(exc).__name__}). On a machine with network, run"
+            f" downloaded ({exc}). On a machine with network, run"
             f" `huggingface-cli download {repo} --local-dir {value}` and copy that folder"
             f" (model.bin, config.json, tokenizer.json, vocabulary.*) to {target}, or set"
             " DAM_WHISPER_MODEL to a local CTranslate2 Whisper folder. 'tiny.en' works offline"

@@ -1,7 +1,7 @@
 """Dagster resources: configuration people set in the UI or by environment, resolved lazily."""
 
 from .discovery import MediaDiscovery
-from .models import SceneDetectionConfig, WhisperConfig
+from .models import ClipConfig, SceneDetectionConfig, WhisperConfig
 from .storage import DamStorage
 
-__all__ = ["DamStorage", "MediaDiscovery", "SceneDetectionConfig", "WhisperConfig"]
+__all__ = ["ClipConfig", "DamStorage", "MediaDiscovery", "SceneDetectionConfig", "WhisperConfig"]

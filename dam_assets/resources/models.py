@@ -1,9 +1,11 @@
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from ..media.clip import ClipSettings
 from ..media.scenes import SceneSettings
+from ..media.tags import DEFAULT_VOCABULARY
 from ..media.transcribe import WhisperSettings
-from ..settings import scene_detector_env, whisper_model
+from ..settings import clip_model, scene_detector_env, whisper_model
 
 
 def scene_settings_from_env() -> SceneSettings:
@@ -73,3 +75,41 @@ class WhisperConfig(ConfigurableResource):
             vad_filter=self.vad_filter,
             language=self.language,
         )
+
+
+def clip_settings_from_env() -> ClipSettings:
+    model, pretrained = clip_model()
+    return ClipSettings(model=model, pretrained=pretrained)
+
+
+class ClipConfig(ConfigurableResource):
+    """open_clip model, frame sampling and tag vocabulary for `clip_embeddings` and search."""
+
+    model: str | None = Field(
+        default=None, description="Empty: $DAM_CLIP_MODEL, else ViT-B-32 (or a config JSON)."
+    )
+    pretrained: str | None = Field(
+        default=None,
+        description="Empty: $DAM_CLIP_PRETRAINED, else laion2b_s34b_b79k (tag or file).",
+    )
+    device: str = "cpu"
+    batch_size: int = Field(default=32, description="images per forward pass")
+    threads: int = Field(default=0, description="torch threads; 0: all cores")
+    every_seconds: float = Field(default=5.0, description="a frame every N seconds")
+    tag_vocabulary: list[str] | None = Field(
+        default=None, description="words for zero-shot tags; empty: a built-in list"
+    )
+    tags_per_scene: int = 3
+
+    def settings(self) -> ClipSettings:
+        env = clip_settings_from_env()
+        return ClipSettings(
+            model=self.model or env.model,
+            pretrained=self.pretrained or env.pretrained,
+            device=self.device,
+            batch_size=self.batch_size,
+            threads=self.threads,
+        )
+
+    def vocabulary(self) -> list[str]:
+        return list(self.tag_vocabulary or DEFAULT_VOCABULARY)

@@ -14,6 +14,7 @@ from .lake import Lake
 from .registry import Registry
 from .schemas import INGEST_ERRORS, TABLES, rows_to_table
 from .text_index import TextIndex
+from .vectors import VectorStore
 
 __all__ = ["TABLES", "Lake", "Registry", "Store"]
 
@@ -35,6 +36,10 @@ class Store:
         if self._registry is None:
             self._registry = Registry(self.data_dir / "registry.sqlite")
         return self._registry
+
+    @property
+    def vectors(self) -> VectorStore:
+        return VectorStore(self.data_dir / "lancedb")
 
     @property
     def text_index(self) -> TextIndex:

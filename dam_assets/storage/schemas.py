@@ -209,6 +209,37 @@ TRANSCRIPT_WORDS = TableSpec(
     description="Word-level timings and confidences.",
 )
 
+CLIP_FRAMES = TableSpec(
+    "clip_frames",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("time_s", pa.float64()),
+            ("scene_index", pa.int32()),
+            ("source", pa.string()),  # scene | interval | image
+            ("thumbnail", pa.string()),
+            ("model_id", pa.string()),
+        ]
+    ),
+    description="Frames embedded with CLIP (vectors live in LanceDB table clip_frames).",
+)
+
+TAGS = TableSpec(
+    "tags",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("scene_index", pa.int32()),
+            ("time_s", pa.float64()),
+            ("tag", pa.string()),
+            ("score", pa.float64()),
+            ("rank", pa.int32()),
+            ("model_id", pa.string()),
+        ]
+    ),
+    description="Zero-shot CLIP tags per scene (stills: per image), top few with probability.",
+)
+
 MEDIA_FILES = TableSpec(
     "media_files",
     pa.schema(
@@ -257,6 +288,8 @@ TABLES: dict[str, TableSpec] = {
         TRANSCRIPTS,
         TRANSCRIPT_SEGMENTS,
         TRANSCRIPT_WORDS,
+        CLIP_FRAMES,
+        TAGS,
         MEDIA_FILES,
         INGEST_ERRORS,
     )

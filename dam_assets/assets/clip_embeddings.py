@@ -1,0 +1,188 @@
+import hashlib
+import json
+
+import numpy as np
+from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
+from PIL import Image
+
+from ..media.clip import ClipModel, model_id
+from ..media.frames import interval_times, keyframes_at
+from ..media.output import save_jpeg
+from ..media.tags import DEFAULT_VOCABULARY, PROMPT, zero_shot
+from ..media.transcribe import ModelUnavailable
+from ..partitions import media_partitions
+from ..resources import ClipConfig, DamStorage
+from ..resources.models import clip_settings_from_env
+from ..storage.schemas import CLIP_FRAMES, TAGS, rows_to_table
+from .batch import run_per_partition
+from .probe import PARTITIONS_PER_RUN
+from .scenes import scenes
+
+FRAME_SIDE = 320  # stored thumbnail size; CLIP itself sees 224 px
+EVERY_S_DEFAULT = 5.0
+
+
+def _code_version() -> str:
+    """Model id (architecture + weights) and sampling: change either and partitions go stale."""
+    settings = clip_settings_from_env()
+    try:
+        ident = model_id(settings)
+    except OSError:
+        ident = f"{settings.model}/{settings.pretrained}"
+    blob = json.dumps([ident, EVERY_S_DEFAULT, DEFAULT_VOCABULARY]).encode()
+    return f"clip-1-{hashlib.blake2s(blob, digest_size=4).hexdigest()}"
+
+
+@asset(
+    partitions_def=media_partitions,
+    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    deps=[scenes],
+    group_name="search",
+    kinds={"open-clip", "pytorch", "lancedb"},
+    code_version=_code_version(),
+    pool="embedding",
+    description="CLIP vectors for every scene's keyframe plus a frame every few seconds (seeking,"
+    " not decoding everything), batched across the run's files, in LanceDB table `clip_frames`;"
+    " zero-shot tags per scene in `tags`.",
+)
+def clip_embeddings(
+    context: AssetExecutionContext, storage: DamStorage, clip: ClipConfig
+) -> MaterializeResult:
+    store = storage.store()
+    settings = clip.settings()
+    keys = list(context.partition_keys)
+    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    scene_rows: dict[str, list[dict]] = {}
+    for row in store.lake.read_units("scenes", keys).to_pylist():
+        scene_rows.setdefault(row["checksum"], []).append(row)
+    visual = [k for k in keys if k in probed and probed[k]["media_kind"] in ("video", "image")]
+    try:
+        model = ClipModel(settings, store.models_dir).load()
+    except ModelUnavailable as exc:
+        raise Failure(description=str(exc)) from exc
+
+    frames: dict[str, list[dict]] = {}  # checksum -> frame rows (vector filled in below)
+    images: list[Image.Image] = []
+    slots: list[dict] = []
+
+    def extract(checksum: str, path: str) -> dict:
+        info = probed[checksum]
+        out_dir = store.media_dir(store.thumbnails_dir, checksum)
+        rows: list[tuple[dict, Image.Image]] = []
+        if info["media_kind"] == "image":
+            with Image.open(out_dir / "poster_large.jpg") as poster:
+                rows.append(
+                    (
+                        _row(checksum, 0.0, None, "image", out_dir / "poster_large.jpg"),
+                        poster.convert("RGB"),
+                    )
+                )
+        else:
+            for scene in sorted(scene_rows.get(checksum, []), key=lambda r: r["scene_index"]):
+                if scene["keyframe_path"]:
+                    with Image.open(scene["keyframe_path"]) as kf:
+                        rows.append(
+                            (
+                                _row(
+                                    checksum,
+                                    scene["keyframe_time_s"],
+                                    scene["scene_index"],
+                                    "scene",
+                                    scene["keyframe_path"],
+                                ),
+                                kf.convert("RGB"),
+                            )
+                        )
+            times = interval_times(info["duration_s"], clip.every_seconds)
+            for frame in keyframes_at(path, times, max_side=FRAME_SIDE):
+                thumb = out_dir / f"frame_{round(frame.time * 1000):09d}.jpg"
+                save_jpeg(frame.image, thumb, quality=80)
+                scene_index = _scene_at(scene_rows.get(checksum, []), frame.time)
+                rows.append(
+                    (_row(checksum, frame.time, scene_index, "interval", thumb), frame.image)
+                )
+        keep = {r["thumbnail"] for r, _ in rows}
+        for old in out_dir.glob("frame_*.jpg"):  # samples of an earlier run
+            if str(old) not in keep:
+                old.unlink()
+        frames[checksum] = [r for r, _ in rows]
+        for row, image in rows:
+            slots.append(row)
+            images.append(image)
+        return {"frames": len(rows)}
+
+    outcome = run_per_partition(context, store, "clip_embeddings", visual, extract)
+    # One pass over every frame of the run: batches mix files, the model loads once.
+    vectors = model.embed_images(images) if images else None
+    for row, vector in zip(slots, vectors if vectors is not None else [], strict=True):
+        row["vector"] = vector
+        row["model_id"] = model.id
+
+    done = list(outcome.done)
+    non_visual = [k for k in probed if k not in visual]
+    rows = [r for k in done for r in frames[k]]
+    store.vectors.replace(model.id, done + non_visual, rows, dim=model.dim)  # one commit
+    vocabulary = clip.vocabulary()
+    label_vectors = model.embed_text([PROMPT.format(w) for w in vocabulary])
+    tag_count = 0
+    for key in done + non_visual:
+        mine = frames.get(key, [])
+        store.lake.write_unit(
+            "clip_frames",
+            key,
+            rows_to_table(
+                CLIP_FRAMES, [{k: r.get(k) for k in CLIP_FRAMES.schema.names} for r in mine]
+            ),
+        )
+        tagged = [r for r in mine if r["source"] in ("scene", "image")]
+        tag_rows = []
+        if tagged:
+            best = zero_shot(
+                np.stack([r["vector"] for r in tagged]),
+                label_vectors,
+                vocabulary,
+                model.logit_scale(),
+                clip.tags_per_scene,
+            )
+            for frame_row, ranked in zip(tagged, best, strict=True):
+                for rank, (tag, score) in enumerate(ranked):
+                    tag_rows.append(
+                        {
+                            "checksum": key,
+                            "scene_index": frame_row["scene_index"],
+                            "time_s": frame_row["time_s"],
+                            "tag": tag,
+                            "score": score,
+                            "rank": rank,
+                            "model_id": model.id,
+                        }
+                    )
+        store.lake.write_unit("tags", key, rows_to_table(TAGS, tag_rows))
+        tag_count += len(tag_rows)
+    indexed = store.vectors.ensure_index()
+    metadata = outcome.metadata()
+    metadata.update(
+        model_id=model.id,
+        frames_embedded=len(rows),
+        tags=tag_count,
+        vectors_total=store.vectors.count(model.id),
+        index_built=indexed,
+    )
+    return MaterializeResult(metadata=metadata)
+
+
+def _row(checksum: str, time_s: float, scene_index: int | None, source: str, thumb) -> dict:
+    return {
+        "checksum": checksum,
+        "time_s": float(time_s or 0.0),
+        "scene_index": scene_index,
+        "source": source,
+        "thumbnail": str(thumb),
+    }
+
+
+def _scene_at(scene_rows: list[dict], t: float) -> int | None:
+    for scene in scene_rows:
+        if scene["start_s"] <= t < scene["end_s"]:
+            return scene["scene_index"]
+    return None

@@ -1,0 +1,136 @@
+"""LanceDB store for CLIP frame vectors (`DAM_DATA_DIR/lancedb`, table `clip_frames`).
+
+A run replaces the vectors of its partitions in one `merge_insert` commit (insert new rows,
+update matched ones, delete the partitions' rows that are gone), so a reader sees the old set or
+the new set, never a gap or duplicates. Every row carries its model id; searches filter on it,
+so vectors of two models never meet. A model with a different vector size moves the old table
+aside as `clip_frames__<dim>d` rather than deleting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+FRAMES_TABLE = "clip_frames"
+# Below this many vectors for one model, exact (brute-force) search is fast enough (see the
+# benchmark: a few ms at 10k, tens of ms at 100k); above it an IVF_PQ index is built.
+INDEX_MIN_ROWS = 100_000
+
+
+def frame_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("row_id", pa.string()),
+            ("checksum", pa.string()),
+            ("time_s", pa.float64()),
+            ("scene_index", pa.int32()),
+            ("source", pa.string()),  # scene | interval | query
+            ("thumbnail", pa.string()),
+            ("model_id", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+class VectorStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def _db(self):
+        import lancedb
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        return lancedb.connect(str(self.path))
+
+    def _open(self, dim: int | None = None, create: bool = False):
+        """`clip_frames`, or for a model whose vectors have another size than the table's,
+        `clip_frames_<dim>d` (LanceDB cannot rename tables, and old vectors are kept)."""
+        db = self._db()
+        names = set(db.list_tables().tables)
+        if FRAMES_TABLE not in names:
+            return db.create_table(FRAMES_TABLE, schema=frame_schema(dim)) if create else None
+        table = db.open_table(FRAMES_TABLE)
+        if dim is None or table.schema.field("vector").type.list_size == dim:
+            return table
+        other = f"{FRAMES_TABLE}_{dim}d"
+        if other in names:
+            return db.open_table(other)
+        return db.create_table(other, schema=frame_schema(dim)) if create else None
+
+    def replace(self, model_id: str, checksums: Sequence[str], rows: list[dict], dim: int) -> None:
+        """Make the vectors of these partitions exactly `rows`, in one commit."""
+        if not checksums:
+            return
+        table = self._open(dim, create=True)
+        where = f"model_id IN ({_sql_list([model_id])}) AND checksum IN ({_sql_list(checksums)})"
+        if not rows:
+            table.delete(where)
+            return
+        for row in rows:
+            ms = round(row["time_s"] * 1000)
+            row["row_id"] = f"{model_id}|{row['checksum']}|{row['source']}|{ms}"
+        data = pa.Table.from_pylist(rows, schema=frame_schema(dim))
+        (
+            table.merge_insert("row_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(where)
+            .execute(data)
+        )
+
+    def count(self, model_id: str | None = None) -> int:
+        table = self._open()
+        if table is None:
+            return 0
+        if model_id is None:
+            return table.count_rows()
+        return table.count_rows(f"model_id IN ({_sql_list([model_id])})")
+
+    def rows(self, columns: Sequence[str] = ("checksum", "time_s", "model_id")) -> pa.Table:
+        """All rows without vectors (for checks and the catalog mirror)."""
+        table = self._open()
+        if table is None:
+            return pa.table({c: pa.array([], pa.string()) for c in columns})
+        return table.search().select(list(columns)).limit(None).to_arrow()
+
+    def search(
+        self, vector: np.ndarray, model_id: str, limit: int, checksums: Sequence[str] | None = None
+    ) -> list[dict]:
+        """Nearest frames by cosine distance among this model's vectors (optionally only these
+        files), best first. Uses the ANN index when one exists, exact search otherwise."""
+        table = self._open(len(vector))
+        if table is None:
+            return []
+        where = f"model_id IN ({_sql_list([model_id])})"
+        if checksums is not None:
+            if not checksums:
+                return []
+            where += f" AND checksum IN ({_sql_list(checksums)})"
+        query = (
+            table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+            .distance_type("cosine")
+            .where(where, prefilter=True)
+            .limit(limit)
+            .select(["checksum", "time_s", "scene_index", "source", "thumbnail", "_distance"])
+        )
+        return query.to_list()
+
+    def ensure_index(self, min_rows: int = INDEX_MIN_ROWS) -> bool:
+        """Build (or rebuild) the IVF_PQ index once the table is past brute-force size."""
+        table = self._open()
+        if table is None or table.count_rows() < min_rows:
+            return False
+        indexed = any("vector" in (i.columns or []) for i in table.list_indices())
+        if not indexed:
+            table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_PQ")
+            return True
+        table.optimize()  # folds new rows into the existing index
+        return False
