@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .media.hashing import file_checksum
-from .media.kinds import is_hidden_or_partial, kind_for_path
+from .media.kinds import is_excluded_dir, is_hidden_or_partial, kind_for_path
 from .storage import Store
 from .storage.registry import FileStat
 
 STILL_WRITING = "StillBeingWritten"
+# A file that failed is skipped while unchanged, and tried again after this long (a fixed
+# permission changes only ctime; a share may come back).
+RETRY_ERRORS_AFTER_S = 3600.0
 ProgressFn = Callable[[int, int, str], None]
 
 
@@ -71,12 +74,25 @@ def walk(root: Path, incomplete: set[str]) -> Iterator[os.DirEntry]:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(entry.path)
+                    if not is_excluded_dir(entry.name):
+                        subdirs.append(entry.path)
                 elif entry.is_file() and kind_for_path(entry.name):
                     yield entry
             except OSError:
                 incomplete.add(entry.path)
         stack.extend(reversed(subdirs))
+
+
+def _encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _file_stat(path: str, st: os.stat_result) -> FileStat:
@@ -160,6 +176,8 @@ def scan(
     incomplete: set[str] = set()
     registry = store.registry
     grouped = collect(paths, incomplete, report)
+    for path, error_type, message in report.errors:  # vanished between listing and stat
+        registry.record_error(path, None, None, error_type, message)
     all_files = [f for files, _ in grouped.values() for f in files]
     report.seen = len(all_files)
     known = registry.known_files()
@@ -167,14 +185,32 @@ def scan(
 
     unchanged: list[str] = []
     to_hash: list[FoundFile] = []
+    recorded: list[tuple[FileStat, str, str | None, str | None]] = []
     for f in all_files:
+        if not _encodable(f.path):
+            report.errors.append(
+                (
+                    _printable(f.path),
+                    "UnsupportedName",
+                    (
+                        "The file name is not valid UTF-8 (an old SMB/Latin-1 name?): rename it to"
+                        " index it."
+                    ),
+                )
+            )
+            registry.record_error(*report.errors[-1][:1], None, None, *report.errors[-1][1:])
+            continue
         k = known.get(f.path)
         s = f.stat
-        if k and (k.size, k.mtime_ns, k.inode) == (s.size, s.mtime_ns, s.inode):
-            unchanged.append(f.path)
+        if k and (k.size, k.mtime_ns) == (s.size, s.mtime_ns):
             report.by_path[f.path] = k.checksum
+            if k.inode == s.inode:
+                unchanged.append(f.path)
+            else:  # remounted share or restore in place: same bytes, new inode; no re-read
+                recorded.append((s, k.checksum, f.root, f.kind))
             continue
-        if failed_before.get(f.path) == (s.size, s.mtime_ns):
+        before = failed_before.get(f.path)
+        if before and before[:2] == (s.size, s.mtime_ns) and now - before[2] < RETRY_ERRORS_AFTER_S:
             report.errors.append((f.path, "KnownError", "recorded earlier; unchanged since"))
             continue
         if s.size == 0:
@@ -203,7 +239,6 @@ def scan(
         later = [f for f in to_hash if f.path > resume_after]
         to_hash = later + [f for f in to_hash if f.path <= resume_after]
     total_bytes = sum(f.stat.size for f in to_hash)
-    recorded: list[tuple[FileStat, str, str | None, str | None]] = []
     for f in to_hash:
         if hash_budget_s is not None and time.monotonic() - started > hash_budget_s:
             report.backlog.append(f.path)
@@ -222,6 +257,13 @@ def scan(
                 continue
             if (after.st_size, after.st_mtime_ns) != (f.stat.size, f.stat.mtime_ns):
                 report.unsettled.append(f.path)  # changed while we read it
+                registry.record_error(
+                    f.path,
+                    None,
+                    None,
+                    STILL_WRITING,
+                    "The file changed while it was being read; it is read again once settled.",
+                )
                 continue
             report.hashed += 1
             report.hashed_bytes += f.stat.size

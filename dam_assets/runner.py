@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance
 
+from .assets.batch import TRANSIENT
 from .jobs import MEDIA_ASSETS
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .runs import contiguous_batches, range_tags
@@ -28,9 +29,19 @@ class IndexOutcome:
     failed_runs: list[str] = field(default_factory=list)
 
 
-def unindexed(instance: DagsterInstance, checksums: Sequence[str]) -> list[str]:
-    """Checksums some media asset has not materialized yet (new, or left by a crashed run)."""
+def unindexed(
+    instance: DagsterInstance, checksums: Sequence[str], store: Store | None = None
+) -> list[str]:
+    """Checksums some media asset has not materialized yet (new, or left by a crashed run),
+    or that a run could not read (share offline, permission, changed): those are retried."""
     todo: set[str] = set()
+    if store is not None and checksums:
+        retry = store.sql(
+            "SELECT DISTINCT checksum FROM ingest_errors WHERE stage <> 'discovery'"
+            " AND list_contains($1, error_type) AND list_contains($2, checksum)",
+            [sorted(TRANSIENT), list(checksums)],
+        )
+        todo.update(retry.column("checksum").to_pylist())
     for assets_def in MEDIA_ASSETS:
         status = (
             instance.get_status_by_partition(assets_def.key, list(checksums), media_partitions)
@@ -58,7 +69,7 @@ def index_partitions(
     new = [k for k in checksums if k not in existing]
     if new:
         instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, new)
-    todo = unindexed(instance, checksums) if checksums else []
+    todo = unindexed(instance, checksums, store) if checksums else []
     outcome.already = len(checksums) - len(todo)
     ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
     batches = contiguous_batches(todo, ordered, batch_size)

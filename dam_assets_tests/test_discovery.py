@@ -208,3 +208,27 @@ def test_reappearing_file_is_present_again(watched, store, tmp_path):
     report = scan([watched], store)
     assert report.hashed == 0
     assert dict(_files(store))[str(path)] is False
+
+
+def test_latin1_name_nas_folders_and_new_inode(tmp_path, library, store, monkeypatch):
+    root = tmp_path / "share"
+    good = copy_settled(library["audio"], root / "ok.m4a")
+    latin1 = os.path.join(os.fsencode(root), b"caf\xe9.mp4")  # not valid UTF-8
+    with open(latin1, "wb") as handle:
+        handle.write(library["h264"].read_bytes())
+    mf.age(Path(os.fsdecode(latin1)))
+    copy_settled(library["still"], root / "@eaDir" / "ok.m4a" / "SYNOFILE_THUMB_M.jpg")
+    copy_settled(library["still"], root / "#recycle" / "deleted.jpg")
+    report = scan([root], store)
+    assert report.seen == 2 and report.checksums == [report.by_path[str(good)]]
+    assert [e[1] for e in report.errors] == ["UnsupportedName"]
+    assert "caf\ufffd.mp4" in report.errors[0][0]
+    # a restore in place gives the same bytes a new inode: no re-read
+    data = good.read_bytes()
+    stat = good.stat()
+    good.unlink()
+    good.write_bytes(data)
+    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    monkeypatch.setattr(discovery, "file_checksum", lambda p: pytest.fail(f"re-read {p}"))
+    again = scan([root], store)
+    assert again.hashed == 0 and again.checksums == report.checksums

@@ -170,3 +170,28 @@ def test_maintain_lake_job_compacts_without_changing_rows(instance, store, watch
     assert store.lake.unit_keys("probe") == [] and store.lake.unit_keys("thumbnails") == []
     for table, rows in before.items():
         assert store.sql(f"SELECT * FROM {table} ORDER BY ALL").equals(rows), table
+
+
+def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, library):
+    from dam_assets.assets.batch import _current_path
+    from dam_assets.media.errors import MediaError
+
+    first = copy_settled(library["audio"], tmp_path / "w" / "a.m4a")
+    second = copy_settled(library["audio"], tmp_path / "w" / "copy" / "a.m4a")
+    report = scan([tmp_path / "w"], store)
+    [checksum] = report.checksums
+    first.unlink()  # gone before the run: the other copy is used
+    assert _current_path(store, checksum, str(first)) == str(second)
+    with open(second, "ab") as handle:  # re-exported in place after hashing
+        handle.write(b"new bytes")
+    with pytest.raises(MediaError) as info:
+        _current_path(store, checksum, str(second))
+    assert info.value.error_type == "SourceChanged"
+    # the run records it as retryable: rows stay, `dam ingest` tries again
+    outcome = index_partitions(report.checksums, store, instance=instance, say=str)
+    assert not outcome.failed_runs
+    errors = store.sql("SELECT stage, error_type FROM ingest_errors WHERE checksum = ?", [checksum])
+    assert ("probe", "SourceChanged") in [tuple(r.values()) for r in errors.to_pylist()]
+    from dam_assets.runner import unindexed
+
+    assert unindexed(instance, [checksum], store) == [checksum]

@@ -14,6 +14,9 @@ from ..media.errors import MediaError
 from ..storage import Store
 
 PROGRESS_EVERY_S = 10.0
+# Problems with getting at the file, not with its content: earlier rows stay, `dam ingest`
+# (and the nightly re-run) try again.
+TRANSIENT = frozenset({"SourceMissing", "SourceChanged", "PermissionDenied", "Vanished", "IOError"})
 
 # work(checksum, path) -> per-partition metadata for the UI, or None when there was nothing to do
 Work = Callable[[str, str], dict | None]
@@ -54,13 +57,7 @@ def run_per_partition(
     for i, key in enumerate(keys, 1):
         path = paths.get(key)
         try:
-            if path is None or not os.path.exists(path):
-                raise MediaError(
-                    "SourceMissing",
-                    "No copy of this content is present on storage any more"
-                    + (f" (last seen at {path})" if path else "")
-                    + ".",
-                )
+            path = _current_path(store, key, path)
             meta = work(key, path)
             store.clear_stage_error(stage, key)
             outcome.done.append(key)
@@ -76,8 +73,8 @@ def run_per_partition(
             else:
                 context.log.exception(f"{stage} failed on {path}")
                 error_type, message = type(exc).__name__, f"Unexpected error in {stage}: {exc}"
-            if on_failure:
-                on_failure(key)
+            if on_failure and error_type not in TRANSIENT and not isinstance(exc, OSError):
+                on_failure(key)  # the content itself is bad: drop its old rows
             store.record_stage_error(stage, key, path, error_type, message)
             outcome.failed[key] = message
             context.log.warning(f"{stage}: {path}: {message}")
@@ -90,3 +87,27 @@ def run_per_partition(
             last_log = now
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _current_path(store: Store, checksum: str, path: str | None) -> str:
+    """A present copy of this content, unchanged since it was hashed (so the bytes we read are
+    the bytes the checksum names)."""
+    candidates = ([path] if path else []) + store.registry.present_paths(checksum)
+    for candidate in dict.fromkeys(candidates):
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if store.registry.identity(candidate) not in (None, (st.st_size, st.st_mtime_ns)):
+            raise MediaError(
+                "SourceChanged",
+                f"{candidate} changed after it was hashed; the next scan hashes it again and"
+                " indexes the new content under its own checksum.",
+            )
+        return candidate
+    raise MediaError(
+        "SourceMissing",
+        "No copy of this content is present on storage any more"
+        + (f" (last seen at {path})" if path else "")
+        + ".",
+    )

@@ -37,8 +37,8 @@ def probe(context: AssetExecutionContext, storage: DamStorage) -> MaterializeRes
         return _summary(row)
 
     def forget(checksum: str) -> None:  # a file that fails leaves no rows behind
-        store.lake.delete_unit("probe", checksum)
-        store.lake.delete_unit("streams", checksum)
+        store.lake.clear_unit("probe", checksum)
+        store.lake.clear_unit("streams", checksum)
 
     outcome = run_per_partition(context, store, "probe", keys, work, on_failure=forget)
     metadata = outcome.metadata()

@@ -75,7 +75,7 @@ def scenes(
         }
 
     def forget(checksum: str) -> None:
-        store.lake.delete_unit("scenes", checksum)
+        store.lake.clear_unit("scenes", checksum)
 
     outcome = run_per_partition(context, store, "scenes", videos, work, on_failure=forget)
     metadata = outcome.metadata()

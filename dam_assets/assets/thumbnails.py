@@ -52,7 +52,7 @@ def thumbnails(context: AssetExecutionContext, storage: DamStorage) -> Materiali
         return meta
 
     def forget(checksum: str) -> None:  # no stale rows survive a failed re-run
-        store.lake.delete_unit("thumbnails", checksum)
+        store.lake.clear_unit("thumbnails", checksum)
 
     outcome = run_per_partition(context, store, "thumbnails", todo, work, on_failure=forget)
     metadata = outcome.metadata()

@@ -111,7 +111,7 @@ def transcripts(
 
     def forget(checksum: str) -> None:
         for table in ("transcripts", "transcript_segments", "transcript_words"):
-            store.lake.delete_unit(table, checksum)
+            store.lake.clear_unit(table, checksum)
         index.replace(checksum, [])
 
     outcome = run_per_partition(context, store, "transcripts", with_audio, work, on_failure=forget)

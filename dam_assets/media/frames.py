@@ -17,6 +17,11 @@ class Frame:
     image: Image.Image  # upright (display rotation applied), RGB
 
 
+def _start_offset(stream) -> float:
+    """Media time 0 is the stream's first timestamp (MTS/TS and some MKV start far from 0)."""
+    return float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+
+
 def _scaled(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
     w, h = frame.width, frame.height
     if max_side and max(w, h) > max_side:
@@ -41,6 +46,7 @@ def keyframes_at(
         stream.codec_context.skip_frame = "NONKEY"
         stream.thread_type = "SLICE"
         seen: set[int] = set()
+        offset = _start_offset(stream)
         for t in sorted(times):
             target = int(max(0.0, t) / stream.time_base) + (stream.start_time or 0)
             try:
@@ -51,7 +57,7 @@ def keyframes_at(
             if frame is None or frame.pts is None or frame.pts in seen:
                 continue
             seen.add(frame.pts)
-            yield Frame(float(frame.time or 0.0), _scaled(frame, max_side))
+            yield Frame(float(frame.time or 0.0) - offset, _scaled(frame, max_side))
 
 
 def interval_times(duration: float | None, every_s: float) -> list[float]:
@@ -93,6 +99,7 @@ def frames_at(
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
         start = stream.start_time or 0
+        offset = _start_offset(stream)
         for t in sorted(set(times)):
             target = int(max(0.0, t) / stream.time_base) + start
             try:
@@ -107,5 +114,5 @@ def frames_at(
             except av.error.FFmpegError:
                 continue
             if chosen is not None:
-                found[t] = Frame(float(chosen.time or 0.0), _scaled(chosen, max_side))
+                found[t] = Frame(float(chosen.time or 0.0) - offset, _scaled(chosen, max_side))
     return found

@@ -26,8 +26,6 @@ VIDEO_EXTENSIONS = frozenset(
         ".flv",
         ".3gp",
         ".dv",
-        ".r3d",
-        ".braw",
         ".insv",
         ".lrv",
     ]
@@ -79,6 +77,38 @@ def kind_for_path(path: str | Path) -> MediaKind | None:
     if suffix in IMAGE_EXTENSIONS:
         return "image"
     return None
+
+
+# Folders that hold NAS housekeeping, trash, snapshots or NLE caches, never footage: Synology
+# makes several thumbnail JPEGs per file in @eaDir, and a recycle bin would bring deleted files
+# back. Matched case-insensitively on the folder name.
+EXCLUDED_DIRS = frozenset(
+    name.lower()
+    for name in (
+        "@eaDir",
+        "#recycle",
+        "#snapshot",
+        "@Recycle",
+        "@Recently-Snapshot",
+        "$RECYCLE.BIN",
+        "System Volume Information",
+        "lost+found",
+        "Media Cache Files",
+        "Media Cache",
+        "Adobe Premiere Pro Auto-Save",
+        "Render Files",
+        "Transcoded Media",
+        "Proxy Media",
+        "Peaks Files",
+        "CacheClip",
+    )
+)
+EXCLUDED_DIR_SUFFIXES = (".fcpbundle", ".fcpcache", ".photoslibrary", ".dvcc")
+
+
+def is_excluded_dir(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in EXCLUDED_DIRS or lowered.endswith(EXCLUDED_DIR_SUFFIXES)
 
 
 def is_hidden_or_partial(name: str) -> bool:

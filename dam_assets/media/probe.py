@@ -299,6 +299,9 @@ def probe_file(path: str | Path) -> ProbeResult:
                 if key in s.metadata and key not in tags:
                     tags[key] = s.metadata[key]
         duration = container.duration / av.time_base if container.duration else None
+        if not duration:  # e.g. MediaRecorder WebM, a crashed recorder's MKV: use the streams
+            durations = [s["duration_s"] for s in streams if s.get("duration_s")]
+            duration = max(durations) if durations else None
         start = container.start_time / av.time_base if container.start_time else None
         fmt = container.format
         bit_rate = container.bit_rate or None

@@ -75,7 +75,7 @@ def ensure_catalog(path: Path, lake: Lake, force: bool = False) -> bool:
         finally:
             con.close()
         os.replace(tmp, path)
-        tmp_sidecar = sidecar.with_name(f".{sidecar.name}.tmp")
+        tmp_sidecar = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp_sidecar.write_text(json.dumps(signature, indent=1))
         os.replace(tmp_sidecar, sidecar)
     finally:

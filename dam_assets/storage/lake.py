@@ -87,6 +87,10 @@ class Lake:
             _atomic_write(data, path)
         return path
 
+    def clear_unit(self, table: str, key: str) -> None:
+        """Make a partition's rows empty, compacted or not (an empty unit hides segment rows)."""
+        self.write_unit(table, key, TABLES[table].schema.empty_table())
+
     def delete_unit(self, table: str, key: str) -> None:
         with self._lock(table, exclusive=False), contextlib.suppress(FileNotFoundError):
             self.unit_path(table, key).unlink()

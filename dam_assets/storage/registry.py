@@ -126,10 +126,28 @@ class Registry:
                 found.update(dict(rows))  # later rows (present, newest) win
         return found
 
-    def discovery_errors(self) -> dict[str, tuple[int | None, int | None]]:
+    def present_paths(self, checksum: str) -> list[str]:
+        """Every path registered for this content and not known to be missing, newest first."""
         with self._connect() as con:
-            rows = con.execute("SELECT path, size, mtime_ns FROM discovery_errors").fetchall()
-        return {r[0]: (r[1], r[2]) for r in rows}
+            rows = con.execute(
+                "SELECT path FROM files WHERE checksum = ? AND missing = 0 ORDER BY last_seen DESC",
+                (checksum,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def identity(self, path: str) -> tuple[int, int] | None:
+        """(size, mtime_ns) the file had when it was hashed."""
+        with self._connect() as con:
+            row = con.execute("SELECT size, mtime_ns FROM files WHERE path = ?", (path,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def discovery_errors(self) -> dict[str, tuple[int | None, int | None, float]]:
+        """path -> (size, mtime_ns, when) of files that failed at discovery."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT path, size, mtime_ns, occurred_at FROM discovery_errors"
+            ).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     # -- updates -----------------------------------------------------------------------------
     def record_files(
