@@ -225,24 +225,46 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import search_transcripts
+    from .media.transcribe import ModelUnavailable
+    from .search import Filters, search_moments, search_transcripts
 
-    if not args.text:
-        _say(
-            "dam search: semantic search over frames needs the clip_embeddings asset, which this"
-            ' version does not have yet; search transcripts with --text "words".'
-        )
+    if args.text:
+        hits = search_transcripts(args.text, limit=args.limit)
+        if args.json:
+            print(json.dumps(hits, indent=1))
+        elif not hits:
+            print(f"No transcript segment contains: {args.text}")
+        for hit in [] if args.json else hits:
+            span = f"{_clock(hit['start'])}–{_clock(hit['end'])}"
+            print(f"{hit['path'] or hit['checksum']}  {span}\n    {hit['text']}")
+        return EXIT_OK
+    if bool(args.query) == bool(args.image):
+        _say('dam search: give a query ("a dog on a beach"), --image FILE, or --text "words"')
         return EXIT_CRASH
-    hits = search_transcripts(args.text, limit=args.limit)
+    filters = Filters(
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        min_height=args.min_height,
+        camera=args.camera,
+        since=args.since,
+        until=args.until,
+        has_speech=args.has_speech,
+    )
+    try:
+        moments = search_moments(
+            text=args.query, image=args.image, limit=args.limit, filters=filters
+        )
+    except ModelUnavailable as exc:
+        _say(f"dam search: {exc}")
+        return EXIT_CRASH
     if args.json:
-        print(json.dumps(hits, indent=1))
+        print(json.dumps(moments, indent=1))
         return EXIT_OK
-    if not hits:
-        print(f"No transcript segment contains: {args.text}")
-        return EXIT_OK
-    for hit in hits:
-        span = f"{_clock(hit['start'])}–{_clock(hit['end'])}"
-        print(f"{hit['path'] or hit['checksum']}  {span}\n    {hit['text']}")
+    if not moments:
+        print("No matching moments (is clip_embeddings materialized for this model?)")
+    for m in moments:
+        span = f"{_clock(m['start'])}–{_clock(m['end'])}"
+        print(f"{m['score']:.3f}  {m['path'] or m['checksum']}  {span}\n       {m['thumbnail']}")
     return EXIT_OK
 
 
@@ -279,11 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true")
     sql.set_defaults(func=cmd_sql)
 
-    search = sub.add_parser("search", help="search the library (transcripts: --text)")
-    search.add_argument("query", nargs="?", help="semantic query (needs clip_embeddings)")
+    search = sub.add_parser("search", help="find moments by meaning, by a still, or by words")
+    search.add_argument("query", nargs="?", help="what to look for, e.g. 'a dog on a beach'")
+    search.add_argument("--image", help="find moments that look like this still")
     search.add_argument("--text", help="words to find in transcripts (full-text)")
-    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--limit", type=int, default=10)
     search.add_argument("--json", action="store_true")
+    search.add_argument("--min-duration", type=float, help="seconds")
+    search.add_argument("--max-duration", type=float, help="seconds")
+    search.add_argument("--min-height", type=int, help="resolution, e.g. 1080 (short side)")
+    search.add_argument("--camera", help="camera make or model contains this")
+    search.add_argument("--since", help="captured on or after (YYYY-MM-DD)")
+    search.add_argument("--until", help="captured on or before (YYYY-MM-DD)")
+    speech = search.add_mutually_exclusive_group()
+    speech.add_argument("--has-speech", dest="has_speech", action="store_true", default=None)
+    speech.add_argument("--no-speech", dest="has_speech", action="store_false")
     search.set_defaults(func=cmd_search)
 
     compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
