@@ -182,7 +182,7 @@ def test_a_frame_finds_itself_first_and_filters(indexed, store):
 
 
 def test_dam_search_cli(indexed, data_dir, instance, tmp_path):
-    report, long_clip = indexed
+    _, long_clip = indexed
     env = {**os.environ, "DAM_DATA_DIR": str(data_dir)}
     out = subprocess.run(
         [sys.executable, "-m", "dam_assets.cli", "search", "color bars", "--json", "--limit", "3"],
