@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
@@ -39,8 +40,28 @@ QUERIES = {
 }
 
 
+def _offline_clip(data) -> None:
+    """Without CLIP weights the embedding step would fail; the demo then uses a tiny
+    random-weight model so every step runs. Its search results mean nothing."""
+    model, pretrained = settings.clip_model()
+    cached = list((data / "models" / "open_clip").glob(f"{model}-{pretrained}.*"))
+    if os.environ.get("DAM_CLIP_PRETRAINED") or cached:
+        return
+    from .media.clip import write_tiny_model
+
+    config, weights = write_tiny_model(data / "models" / "demo-tiny-clip")
+    os.environ["DAM_CLIP_MODEL"], os.environ["DAM_CLIP_PRETRAINED"] = str(config), str(weights)
+    print(
+        "No CLIP weights here: this demo embeds frames with a tiny random-weight model, so"
+        " semantic search runs but means nothing. README > Models explains where to put"
+        " ViT-B-32 weights.",
+        flush=True,
+    )
+
+
 def run() -> int:
     data = settings.data_dir()
+    _offline_clip(data)
     library = data / "sample_library"
     if not library.exists():
         print(f"Generating a sample library in {library} …", flush=True)
@@ -59,6 +80,8 @@ def run() -> int:
     if shutil.which("espeak-ng"):
         print('\n## dam search --text "footage tomorrow"\n', flush=True)
         dam(["search", "--text", "footage tomorrow"])
+    print('\n## dam search "color bars" --limit 3\n', flush=True)
+    dam(["search", "color bars", "--limit", "3"])
     print(
         f"\nThe catalog is {data / 'catalog.duckdb'} (open it read-only from a notebook)."
         "\nRun `make dev` and open http://localhost:3000 to see the assets, runs and sensor."
