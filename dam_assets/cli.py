@@ -95,8 +95,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _say(f"  hashing {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB  {Path(path).name}")
             last[0] = now
 
+    if args.rig:
+        from .rigs import load_rigs
+
+        try:
+            rig = load_rigs().by_name(args.rig)
+        except KeyError as exc:
+            _say(f"dam ingest: {exc.args[0]}")
+            return EXIT_CRASH
     _say(f"Scanning {len(paths)} path(s)…")
     report = scan(paths, store, settle_seconds=args.settle, progress=progress)
+    if args.rig:
+        for root in paths:  # a card offload laid out like the rig's root
+            under = [p for p in report.by_path if p == str(root) or p.startswith(f"{root}/")]
+            store.registry.set_rig(under, rig.name, str(root if root.is_dir() else root.parent))
     _say(
         f"Found {report.seen} media files ({len(report.checksums)} distinct contents):"
         f" {report.hashed} hashed, {report.renamed} recognised renames,"
@@ -268,6 +280,41 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rigs(args: argparse.Namespace) -> int:
+    from .storage import Store
+
+    store = Store(settings.data_dir())
+    if args.rigs_command == "sessions":
+        sessions = store.sql(
+            'SELECT session_id, rig, start, "end", segments, cameras, export_json'
+            " FROM capture_sessions ORDER BY start"
+        )
+        if not args.json:
+            print_table(sessions, max_width=80)
+            return EXIT_OK
+        sync = store.sql("SELECT * FROM capture_sync ORDER BY session_id, camera").to_pylist()
+        out = []
+        for session in sessions.to_pylist():
+            session["sync"] = [
+                {k: _jsonable(v) for k, v in r.items()}
+                for r in sync
+                if r["session_id"] == session["session_id"]
+            ]
+            out.append({k: _jsonable(v) for k, v in session.items()})
+        print(json.dumps(out, indent=1))
+        return EXIT_OK
+    rows = store.sql(
+        "SELECT export_json, export_csv FROM capture_sessions WHERE session_id = ?",
+        [args.session],
+    ).to_pylist()
+    if not rows:
+        _say(f"dam rigs export: no session {args.session!r} (see `dam rigs sessions`)")
+        return EXIT_CRASH
+    print(rows[0]["export_json"])
+    print(rows[0]["export_csv"])
+    return EXIT_OK
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(int(minutes), 60)
@@ -287,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="skip files modified less than this many seconds ago (still being copied; 2)",
     )
+    ingest.add_argument("--rig", help="the files are a card offload of this rig (rigs.yaml)")
     ingest.add_argument("-v", "--verbose", action="store_true", help="show the runs' logs")
     ingest.set_defaults(func=cmd_ingest)
 
@@ -317,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--has-speech", dest="has_speech", action="store_true", default=None)
     speech.add_argument("--no-speech", dest="has_speech", action="store_false")
     search.set_defaults(func=cmd_search)
+
+    rigs = sub.add_parser("rigs", help="camera rigs: capture sessions and their exports")
+    rigs_sub = rigs.add_subparsers(dest="rigs_command", required=True)
+    sessions = rigs_sub.add_parser("sessions", help="list capture sessions")
+    sessions.add_argument("--json", action="store_true", help="with every segment's sync")
+    export = rigs_sub.add_parser("export", help="print a session's JSON and CSV export paths")
+    export.add_argument("session")
+    rigs.set_defaults(func=cmd_rigs)
 
     compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
     compact.set_defaults(func=cmd_compact)

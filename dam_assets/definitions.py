@@ -2,7 +2,13 @@
 
 from dagster import Definitions
 
-from .jobs import MEDIA_ASSETS, index_media_job, maintain_lake
+from .jobs import (
+    LIBRARY_ASSETS,
+    MEDIA_ASSETS,
+    capture_sessions_job,
+    index_media_job,
+    maintain_lake,
+)
 from .resources import (
     ClipConfig,
     DamStorage,
@@ -14,8 +20,8 @@ from .schedules import nightly_compaction
 from .sensors import media_storage_sensor
 
 defs = Definitions(
-    assets=MEDIA_ASSETS,
-    jobs=[index_media_job, maintain_lake],
+    assets=[*MEDIA_ASSETS, *LIBRARY_ASSETS],
+    jobs=[index_media_job, capture_sessions_job, maintain_lake],
     sensors=[media_storage_sensor],
     schedules=[nightly_compaction],
     resources={

@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
+from .assets.capture import capture_segments, capture_sessions
 from .assets.clip_embeddings import clip_embeddings
 from .assets.probe import probe
 from .assets.scenes import scenes
@@ -11,13 +12,22 @@ from .resources import DamStorage
 from .storage import TABLES
 
 # Every asset partitioned by file checksum; later issues add theirs here.
-MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings]
+MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings, capture_segments]
+# Global assets, computed over all partitions.
+LIBRARY_ASSETS = [capture_sessions]
 
 index_media_job = define_asset_job(
     "index_media",
     selection=AssetSelection.assets(*MEDIA_ASSETS),
     description="Index a batch of files (a range of `media` partitions) through every per-file"
     " asset. Launched by the storage sensor and by `dam ingest`.",
+)
+
+
+capture_sessions_job = define_asset_job(
+    "sync_capture_sessions",
+    selection=AssetSelection.assets(capture_sessions),
+    description="Group rig segments into sessions and sync them (after new rig files).",
 )
 
 

@@ -96,6 +96,21 @@ def index_partitions(
             f"    run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} in"
             f" {time.monotonic() - t0:.1f}s; {done}/{len(todo)} files, about {eta:.0f}s left"
         )
+    rig_rows = store.sql(
+        "SELECT count(*) n FROM capture_segments WHERE list_contains($1, checksum)",
+        [list(checksums) or [""]],
+    ).to_pylist()[0]["n"]
+    if outcome.indexed and rig_rows:
+        say("grouping camera-rig sessions and syncing audio…")
+        result = defs.resolve_job_def("sync_capture_sessions").execute_in_process(
+            instance=instance,
+            tags={"dam/source": "dam ingest"},
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        outcome.runs.append(result.run_id)
+        if not result.success:
+            outcome.failed_runs.append(result.run_id)
     if len(store.lake.unit_keys("probe")) > COMPACT_WHEN_UNITS_OVER:
         say("compacting the lake…")
         for table in TABLES:

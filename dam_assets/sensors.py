@@ -3,6 +3,7 @@
 import json
 
 from dagster import (
+    AssetKey,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -12,9 +13,10 @@ from dagster import (
 )
 
 from .discovery import scan
-from .jobs import index_media_job
+from .jobs import capture_sessions_job, index_media_job
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .resources import DamStorage, MediaDiscovery
+from .rigs import load_rigs
 from .runs import range_tags
 
 
@@ -23,7 +25,7 @@ def batched(items: list[str], size: int) -> list[list[str]]:
 
 
 @sensor(
-    job=index_media_job,
+    jobs=[index_media_job, capture_sessions_job],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Watches DAM_WATCH_ROOTS for settled media files; adds one `media` partition per"
@@ -34,8 +36,9 @@ def media_storage_sensor(
 ) -> SensorResult | SkipReason:
     store = storage.store()
     cursor = json.loads(context.cursor) if context.cursor else {}
+    roots = discovery.roots() + [r.root for r in load_rigs().rigs if r.root.is_dir()]
     report = scan(
-        discovery.roots(),
+        roots,
         store,
         settle_seconds=discovery.settle_seconds,
         hash_budget_s=discovery.hash_budget_seconds,
@@ -48,7 +51,11 @@ def media_storage_sensor(
     store.refresh_catalog()
 
     runs = [
-        RunRequest(run_key=f"index:{batch[0]}:{batch[-1]}:{len(batch)}", tags=range_tags(batch))
+        RunRequest(
+            run_key=f"index:{batch[0]}:{batch[-1]}:{len(batch)}",
+            job_name=index_media_job.name,
+            tags=range_tags(batch),
+        )
         for batch in batched(new, discovery.partitions_per_run)
     ]
     next_cursor = {
@@ -58,7 +65,7 @@ def media_storage_sensor(
         "last_new": len(new),
     }
     summary = (
-        f"{report.seen} media files under {len(discovery.roots())} root(s): {len(new)} new,"
+        f"{report.seen} media files under {len(roots)} root(s): {len(new)} new,"
         f" {report.hashed} hashed, {report.renamed} renamed, {len(report.unsettled)} still being"
         f" written, {len(report.errors)} unreadable, {report.missing_marked} marked missing,"
         f" backlog {next_cursor['backlog']} ({report.elapsed_s:.1f}s)"
@@ -67,6 +74,9 @@ def media_storage_sensor(
     for skipped in report.roots_skipped:
         context.log.warning(f"watched root skipped: {skipped}")
     if not new:
+        sessions = _sessions_request(context, store)
+        if sessions:
+            return SensorResult(run_requests=[sessions], cursor=json.dumps(next_cursor))
         context.update_cursor(json.dumps(next_cursor))
         return SkipReason(summary)
     return SensorResult(
@@ -74,3 +84,18 @@ def media_storage_sensor(
         dynamic_partitions_requests=[media_partitions.build_add_request(new)],
         cursor=json.dumps(next_cursor),
     )
+
+
+def _sessions_request(context: SensorEvaluationContext, store) -> RunRequest | None:
+    """Once the index runs have settled (nothing new this tick), regroup the rig sessions if
+    capture segments were materialized since the sessions last were (and any exist)."""
+    instance = context.instance
+    segments = instance.get_latest_materialization_event(AssetKey("capture_segments"))
+    if segments is None:
+        return None
+    sessions = instance.get_latest_materialization_event(AssetKey("capture_sessions"))
+    if sessions is not None and sessions.timestamp >= segments.timestamp:
+        return None
+    if not store.sql("SELECT count(*) n FROM capture_segments").to_pylist()[0]["n"]:
+        return None
+    return RunRequest(run_key=f"sessions:{segments.timestamp}", job_name=capture_sessions_job.name)

@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_identity ON files (device, inode, size, mtime_ns);
 CREATE INDEX IF NOT EXISTS files_checksum ON files (checksum);
 CREATE INDEX IF NOT EXISTS files_root ON files (root);
+CREATE TABLE IF NOT EXISTS rig_hints (
+    path TEXT PRIMARY KEY,
+    rig TEXT NOT NULL,
+    root TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS discovery_errors (
     path TEXT PRIMARY KEY,
     size INTEGER,
@@ -140,6 +145,19 @@ class Registry:
         with self._connect() as con:
             row = con.execute("SELECT size, mtime_ns FROM files WHERE path = ?", (path,)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def set_rig(self, paths: Iterable[str], rig: str, root: str) -> None:
+        """`dam ingest --rig`: these files (a card offload) belong to `rig`, laid out as under
+        its root but below `root`."""
+        with self._connect() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO rig_hints VALUES (?,?,?)", [(p, rig, root) for p in paths]
+            )
+
+    def rig_hints(self) -> dict[str, tuple[str, str]]:
+        with self._connect() as con:
+            rows = con.execute("SELECT path, rig, root FROM rig_hints").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def discovery_errors(self) -> dict[str, tuple[int | None, int | None, float]]:
         """path -> (size, mtime_ns, when) of files that failed at discovery."""

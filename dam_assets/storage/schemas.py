@@ -240,6 +240,78 @@ TAGS = TableSpec(
     description="Zero-shot CLIP tags per scene (stills: per image), top few with probability.",
 )
 
+CAPTURE_SEGMENTS = TableSpec(
+    "capture_segments",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("path", pa.string()),
+            ("rig", pa.string()),
+            ("camera", pa.string()),
+            ("role", pa.string()),
+            ("capture_start", _ts),
+            ("start_source", pa.string()),  # timecode | sidecar | creation_time | filename | mtime
+            ("timecode", pa.string()),
+            ("timecode_fps", pa.float64()),
+            ("drop_frame", pa.bool_()),
+            ("duration_s", pa.float64()),
+            ("has_audio", pa.bool_()),
+            ("audio_sample_rate", pa.int32()),
+            ("video_codec", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("fps", pa.float64()),
+            ("chapter_group", pa.string()),
+            ("chapter_index", pa.int32()),
+        ]
+    ),
+    description="Files of a camera rig: rig, camera, role, capture start and where it came from.",
+)
+
+CAPTURE_SESSIONS = TableSpec(
+    "capture_sessions",
+    pa.schema(
+        [
+            ("session_id", pa.string()),
+            ("rig", pa.string()),
+            ("start", _ts),
+            ("end", _ts),
+            ("segments", pa.int32()),
+            ("cameras", pa.string()),
+            ("hero_checksum", pa.string()),
+            ("fps", pa.float64()),
+            ("export_json", pa.string()),
+            ("export_csv", pa.string()),
+        ]
+    ),
+    layout="snapshot",
+    compactable=False,
+    description="Overlapping segments of one rig grouped into sessions, with their exports.",
+)
+
+CAPTURE_SYNC = TableSpec(
+    "capture_sync",
+    pa.schema(
+        [
+            ("session_id", pa.string()),
+            ("checksum", pa.string()),
+            ("camera", pa.string()),
+            ("role", pa.string()),
+            ("take", pa.string()),
+            ("offset_s", pa.float64()),  # this file's t=0 on the hero file's timeline
+            ("offset_frames", pa.float64()),
+            ("method", pa.string()),  # audio | timecode | times (…) | reference | none
+            ("confidence", pa.float64()),
+            ("drift_ppm", pa.float64()),
+            ("consistent", pa.bool_()),
+            ("note", pa.string()),
+        ]
+    ),
+    layout="snapshot",
+    compactable=False,
+    description="Per segment: offset to the session's hero camera, how it was found, drift.",
+)
+
 MEDIA_FILES = TableSpec(
     "media_files",
     pa.schema(
@@ -290,6 +362,9 @@ TABLES: dict[str, TableSpec] = {
         TRANSCRIPT_WORDS,
         CLIP_FRAMES,
         TAGS,
+        CAPTURE_SEGMENTS,
+        CAPTURE_SESSIONS,
+        CAPTURE_SYNC,
         MEDIA_FILES,
         INGEST_ERRORS,
     )

@@ -1,0 +1,186 @@
+"""Capture sessions: segments of one rig that overlap in time, their takes (chapter chains),
+and their offsets to the hero camera, solved jointly from pairwise audio sync."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+from .audio_sync import Audio, measure
+from .timecode import parse_timecode, to_seconds
+
+CONTINUITY_S = 2.0  # a file starting within this of the previous one's end continues the take
+
+
+def group_sessions(segments: list[dict], gap_s: float) -> list[list[dict]]:
+    """Per rig, segments whose [start, start + duration] come within `gap_s` of each other."""
+    sessions: list[list[dict]] = []
+    by_rig: dict[str, list[dict]] = {}
+    for seg in segments:
+        if seg.get("capture_start") is not None:
+            by_rig.setdefault(seg["rig"], []).append(seg)
+    for rig_segments in by_rig.values():
+        rig_segments.sort(key=lambda s: s["capture_start"])
+        current: list[dict] = []
+        end = None
+        for seg in rig_segments:
+            seg_end = seg["capture_start"] + timedelta(seconds=seg["duration_s"] or 0)
+            if current and seg["capture_start"] <= end + timedelta(seconds=gap_s):
+                current.append(seg)
+                end = max(end, seg_end)
+            else:
+                if current:
+                    sessions.append(current)
+                current, end = [seg], seg_end
+        if current:
+            sessions.append(current)
+    return sessions
+
+
+def link_takes(segments: list[dict]) -> dict[str, str]:
+    """checksum -> take id. GoPro chapters by their file number; other files join the previous
+    file of the same camera when codec, size and frame rate match and the times continue."""
+    takes: dict[str, str] = {}
+    by_camera: dict[tuple[str, str], list[dict]] = {}
+    for seg in segments:
+        by_camera.setdefault((seg["rig"], seg["camera"]), []).append(seg)
+    for (_rig, camera), segs in by_camera.items():
+        segs.sort(key=lambda s: (s["capture_start"] is None, s["capture_start"], s["path"]))
+        previous = None
+        for seg in segs:
+            if seg.get("chapter_group"):
+                takes[seg["checksum"]] = f"{camera}:{seg['chapter_group']}"
+            elif previous is not None and _continues(previous, seg):
+                takes[seg["checksum"]] = takes[previous["checksum"]]
+            else:
+                takes[seg["checksum"]] = f"{camera}:{seg['checksum'][:12]}"
+            previous = seg
+    return takes
+
+
+def _continues(a: dict, b: dict) -> bool:
+    same = all(a.get(k) == b.get(k) for k in ("video_codec", "width", "height", "fps"))
+    if not same or a["capture_start"] is None or b["capture_start"] is None:
+        return False
+    if a.get("timecode") and b.get("timecode") and a.get("fps"):
+        try:
+            gap = _tc_seconds(b) - (_tc_seconds(a) + (a["duration_s"] or 0))
+            return abs(gap) <= 1.5 / a["fps"]
+        except ValueError:
+            pass
+    expected = a["capture_start"] + timedelta(seconds=a["duration_s"] or 0)
+    return abs((b["capture_start"] - expected).total_seconds()) <= CONTINUITY_S
+
+
+def _tc_seconds(seg: dict) -> float:
+    return to_seconds(parse_timecode(seg["timecode"], seg["fps"]), seg["fps"])
+
+
+def solve_offsets(
+    nodes: list[str], hero: str, pairs: list[tuple[str, str, float]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Least squares on o_b − o_a = d_ab with the hero at 0. Returns offsets of the nodes
+    connected to the hero, and each node's largest residual among its pairs."""
+    connected = {hero}
+    changed = True
+    while changed:
+        changed = False
+        for a, b, _ in pairs:
+            if (a in connected) != (b in connected):
+                connected |= {a, b}
+                changed = True
+    unknown = [n for n in nodes if n in connected and n != hero]
+    index = {n: i for i, n in enumerate(unknown)}
+    used = [(a, b, d) for a, b, d in pairs if a in connected and b in connected]
+    offsets = {hero: 0.0}
+    if unknown:
+        matrix = np.zeros((len(used), len(unknown)))
+        rhs = np.zeros(len(used))
+        for row, (a, b, d) in enumerate(used):
+            if b in index:
+                matrix[row, index[b]] += 1
+            if a in index:
+                matrix[row, index[a]] -= 1
+            rhs[row] = d
+        solution, *_ = np.linalg.lstsq(matrix, rhs, rcond=None)
+        offsets.update({n: float(solution[i]) for n, i in index.items()})
+    residual: dict[str, float] = {}
+    for a, b, d in used:
+        r = abs(offsets[b] - offsets[a] - d)
+        residual[a] = max(residual.get(a, 0.0), r)
+        residual[b] = max(residual.get(b, 0.0), r)
+    return offsets, residual
+
+
+@dataclass
+class SyncRow:
+    checksum: str
+    offset_s: float | None
+    method: str
+    confidence: float | None
+    drift_ppm: float | None
+    consistent: bool | None
+    note: str
+
+
+def sync_session(
+    segments: list[dict],
+    load: Callable[[str], Audio | None],
+    min_confidence: float = 0.3,
+) -> tuple[dict | None, list[SyncRow]]:
+    """Offsets of every segment against the session's hero segment (the longest hero-camera
+    file). Audio first (pairs solved together, > 1 frame of disagreement flagged), else
+    timecode, else capture times."""
+    heroes = [s for s in segments if s["role"] == "hero"] or segments
+    hero = max(heroes, key=lambda s: (s["duration_s"] or 0, -s["capture_start"].timestamp()))
+    fps = hero.get("fps") or 25.0
+    audio = {s["checksum"]: load(s["path"]) for s in segments if s.get("has_audio")}
+    audio = {k: v for k, v in audio.items() if v is not None and len(v.samples)}
+    measured: dict[tuple[str, str], tuple[float, float, float | None]] = {}
+    for a, b in itertools.combinations(sorted(audio), 2):
+        result = measure(audio[a], audio[b])
+        measured[(a, b)] = (result.offset_s, result.confidence, result.drift_ppm)
+    pairs = [(a, b, off) for (a, b), (off, conf, _) in measured.items() if conf >= min_confidence]
+    nodes = [s["checksum"] for s in segments]
+    offsets, residual = solve_offsets(nodes, hero["checksum"], pairs)
+    rows = []
+    for seg in segments:
+        ck = seg["checksum"]
+        direct = measured.get((hero["checksum"], ck)) or measured.get((ck, hero["checksum"]))
+        confidence = direct[1] if direct else None
+        drift = (
+            direct[2]
+            if direct and (hero["checksum"], ck) in measured
+            else (-direct[2] if direct and direct[2] is not None else None)
+        )
+        if ck == hero["checksum"]:
+            rows.append(SyncRow(ck, 0.0, "reference", 1.0, None, True, "hero"))
+        elif ck in offsets:
+            ok = residual.get(ck, 0.0) <= 1.0 / fps
+            note = "" if ok else f"pairwise offsets disagree by {residual[ck] * fps:.1f} frames"
+            rows.append(SyncRow(ck, offsets[ck], "audio", confidence, drift, ok, note))
+        else:
+            why = (
+                "no audio"
+                if ck not in audio or hero["checksum"] not in audio
+                else f"audio confidence {confidence or 0:.2f} < {min_confidence}"
+            )
+            offset, method = _fallback(seg, hero)
+            rows.append(SyncRow(ck, offset, method, confidence, None, None, why))
+    return hero, rows
+
+
+def _fallback(seg: dict, hero: dict) -> tuple[float | None, str]:
+    if seg.get("timecode") and hero.get("timecode") and seg.get("fps") and hero.get("fps"):
+        try:
+            return _tc_seconds(seg) - _tc_seconds(hero), "timecode"
+        except ValueError:
+            pass
+    if seg["capture_start"] is not None and hero["capture_start"] is not None:
+        delta = (seg["capture_start"] - hero["capture_start"]).total_seconds()
+        return delta, f"times ({seg['start_source']})"
+    return None, "none"
