@@ -329,3 +329,66 @@ def make_library(root: str | os.PathLike[str], settled: bool = True) -> dict[str
         for p in files.values():
             age(p)
     return files
+
+
+# -- camera rigs ----------------------------------------------------------------------------------
+def clap_track(seconds: float, rate: int = 48000, seed: int = 0) -> np.ndarray:
+    """A shared sound stage: a low noise floor with claps (decaying noise bursts) at random
+    intervals, and a few tone bursts. Mono float32."""
+    rng = np.random.default_rng(seed)
+    track = rng.normal(0, 0.002, int(seconds * rate)).astype(np.float32)
+    t = 0.4
+    while t < seconds - 0.5:
+        start, length = int(t * rate), int(0.08 * rate)
+        burst = rng.normal(0, 0.5, length) * np.exp(-np.arange(length) / (0.01 * rate))
+        track[start : start + length] += burst.astype(np.float32)
+        if rng.random() < 0.2:
+            tone_len = int(0.3 * rate)
+            tt = np.arange(tone_len) / rate
+            end = min(len(track), start + length + tone_len)
+            track[start + length : end] += (0.2 * np.sin(2 * np.pi * rng.uniform(300, 900) * tt))[
+                : end - start - length
+            ].astype(np.float32)
+        t += rng.uniform(0.3, 1.4)
+    return track
+
+
+def make_rig_clip(
+    path: str | os.PathLike[str],
+    master: np.ndarray | None,
+    master_rate: int,
+    start_s: float,
+    seconds: float,
+    rate: int = 48000,
+    drift_ppm: float = 0.0,
+    metadata: dict[str, str] | None = None,
+    size: tuple[int, int] = (64, 48),
+    fps: int = 25,
+) -> Path:
+    """A camera file that heard `master` from `start_s` on (its clock `drift_ppm` fast), at its
+    own sample rate; no audio when master is None."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    with av.open(str(path), "w") as container:
+        if metadata:
+            container.metadata.update(metadata)
+        vs = container.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast"}
+        a_stream = None
+        if master is not None:
+            a_stream = container.add_stream("aac", rate=rate, layout="stereo")
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(bars_frame(width, height, i), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                container.mux(packet)
+        for packet in vs.encode():
+            container.mux(packet)
+        if a_stream is not None:
+            times = start_s + np.arange(int(seconds * rate)) / rate / (1 + drift_ppm * 1e-6)
+            heard = np.interp(times, np.arange(len(master)) / master_rate, master)
+            _mux_audio(container, a_stream, np.tile(heard.astype(np.float32), (2, 1)))
+    return path

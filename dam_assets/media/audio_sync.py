@@ -73,11 +73,17 @@ def onset_envelope(samples: np.ndarray, hop: int = int(RATE * HOP_S)) -> np.ndar
     return (onset / norm if norm else onset).astype(np.float32)
 
 
-def cross_correlation(ref: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, int]:
-    """Full cross-correlation by FFT; returns (values, lag of index 0), lag = ref − other."""
+def cross_correlation(
+    ref: np.ndarray, other: np.ndarray, phat: bool = False
+) -> tuple[np.ndarray, int]:
+    """Full cross-correlation by FFT; returns (values, lag of index 0), lag = ref − other.
+    `phat` whitens the cross-spectrum (GCC-PHAT): every frequency counts equally, so tones and
+    room resonance stop producing broad, ambiguous peaks and the true delay is a spike."""
     n = len(ref) + len(other) - 1
     size = 1 << (n - 1).bit_length()
     spec = np.fft.rfft(ref, size) * np.conj(np.fft.rfft(other, size))
+    if phat:
+        spec /= np.abs(spec) + 1e-12
     corr = np.fft.irfft(spec, size)
     # lags -(len(other)-1) .. len(ref)-1
     values = np.concatenate([corr[size - (len(other) - 1) :], corr[: len(ref)]])
@@ -121,11 +127,25 @@ def _fine_window(ref: np.ndarray, other: np.ndarray, lag: float, t_other: float)
     seg_ref = ref[r0 : r0 + w + 2 * r]
     if float(np.abs(seg_other).max()) < 1e-4:
         return None  # silence tells nothing
-    values, lag0 = cross_correlation(seg_ref, seg_other)
+    values, lag0 = cross_correlation(seg_ref, seg_other, phat=True)
     lo = -lag0  # index of lag 0 (segment-relative)
     window = values[lo : lo + 2 * r + 1]
     i = int(np.argmax(window))
     return r0 - o0 + _parabolic(window, i)
+
+
+def _robust_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Line fit that drops windows whose offset is off the line by more than 1 ms (a window of
+    near-silence or one repeated sound can lock onto a wrong peak)."""
+    keep = np.ones(len(x), bool)
+    for _ in range(3):
+        slope, intercept = np.polyfit(x[keep], y[keep], 1)
+        residual = np.abs(y - (slope * x + intercept))
+        new_keep = residual <= max(1e-3, 3 * np.median(residual[keep]))
+        if new_keep.sum() < 3 or (new_keep == keep).all():
+            break
+        keep = new_keep
+    return float(slope), float(intercept)
 
 
 @dataclass
@@ -156,8 +176,8 @@ def measure(ref: Audio, other: Audio) -> SyncResult:
         return SyncResult(coarse, confidence)
     times = np.array([p[0] for p in points])
     offsets = np.array([p[1] for p in points])
-    if len(points) >= 3 and np.ptp(times) > 20:
-        slope, intercept = np.polyfit(times, offsets, 1)
+    if len(points) >= 3 and np.ptp(times) >= 10:
+        slope, intercept = _robust_line(times, offsets)
         # If the other clock runs fast by d, other_time = real·(1 + d) and the offset falls by
         # d per second of the other's time: drift (other fast, in ppm) = −slope·10⁶.
         return SyncResult(float(intercept), confidence, float(-slope * 1e6), points)

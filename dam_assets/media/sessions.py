@@ -81,10 +81,23 @@ def _tc_seconds(seg: dict) -> float:
 
 
 def solve_offsets(
-    nodes: list[str], hero: str, pairs: list[tuple[str, str, float]]
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Least squares on o_b − o_a = d_ab with the hero at 0. Returns offsets of the nodes
-    connected to the hero, and each node's largest residual among its pairs."""
+    nodes: list[str], hero: str, pairs: list[tuple[str, str, float]], tolerance: float
+) -> tuple[dict[str, float], dict[str, float], set[str]]:
+    """Least squares on o_b − o_a = d_ab with the hero at 0. A pair that disagrees with the
+    others by more than `tolerance` is dropped (worst first) and its segments reported, so one
+    bad correlation cannot drag good offsets. Returns (offsets of nodes connected to the hero,
+    each node's largest residual, nodes of dropped pairs)."""
+    pairs = list(pairs)
+    flagged: set[str] = set()
+    while True:
+        offsets, residual, worst = _least_squares(nodes, hero, pairs)
+        if worst is None or worst[1] <= tolerance:
+            return offsets, residual, flagged
+        a, b, _ = pairs.pop(worst[0])
+        flagged |= {a, b}
+
+
+def _least_squares(nodes, hero, pairs):
     connected = {hero}
     changed = True
     while changed:
@@ -95,12 +108,12 @@ def solve_offsets(
                 changed = True
     unknown = [n for n in nodes if n in connected and n != hero]
     index = {n: i for i, n in enumerate(unknown)}
-    used = [(a, b, d) for a, b, d in pairs if a in connected and b in connected]
+    used = [(k, p) for k, p in enumerate(pairs) if p[0] in connected and p[1] in connected]
     offsets = {hero: 0.0}
     if unknown:
         matrix = np.zeros((len(used), len(unknown)))
         rhs = np.zeros(len(used))
-        for row, (a, b, d) in enumerate(used):
+        for row, (_, (a, b, d)) in enumerate(used):
             if b in index:
                 matrix[row, index[b]] += 1
             if a in index:
@@ -109,11 +122,14 @@ def solve_offsets(
         solution, *_ = np.linalg.lstsq(matrix, rhs, rcond=None)
         offsets.update({n: float(solution[i]) for n, i in index.items()})
     residual: dict[str, float] = {}
-    for a, b, d in used:
-        r = abs(offsets[b] - offsets[a] - d)
+    worst = None
+    for k, (a, b, d) in used:
+        r = float(abs(offsets[b] - offsets[a] - d))
         residual[a] = max(residual.get(a, 0.0), r)
         residual[b] = max(residual.get(b, 0.0), r)
-    return offsets, residual
+        if worst is None or r > worst[1]:
+            worst = (k, r)
+    return offsets, residual, worst
 
 
 @dataclass
@@ -140,13 +156,16 @@ def sync_session(
     fps = hero.get("fps") or 25.0
     audio = {s["checksum"]: load(s["path"]) for s in segments if s.get("has_audio")}
     audio = {k: v for k, v in audio.items() if v is not None and len(v.samples)}
+    by_ck = {s["checksum"]: s for s in segments}
     measured: dict[tuple[str, str], tuple[float, float, float | None]] = {}
     for a, b in itertools.combinations(sorted(audio), 2):
+        if not _may_overlap(by_ck[a], by_ck[b]):
+            continue  # chapters of one take, say: nothing in common to correlate
         result = measure(audio[a], audio[b])
         measured[(a, b)] = (result.offset_s, result.confidence, result.drift_ppm)
     pairs = [(a, b, off) for (a, b), (off, conf, _) in measured.items() if conf >= min_confidence]
     nodes = [s["checksum"] for s in segments]
-    offsets, residual = solve_offsets(nodes, hero["checksum"], pairs)
+    offsets, _, flagged = solve_offsets(nodes, hero["checksum"], pairs, 1.0 / fps)
     rows = []
     for seg in segments:
         ck = seg["checksum"]
@@ -160,8 +179,8 @@ def sync_session(
         if ck == hero["checksum"]:
             rows.append(SyncRow(ck, 0.0, "reference", 1.0, None, True, "hero"))
         elif ck in offsets:
-            ok = residual.get(ck, 0.0) <= 1.0 / fps
-            note = "" if ok else f"pairwise offsets disagree by {residual[ck] * fps:.1f} frames"
+            ok = ck not in flagged
+            note = "" if ok else "a pairwise offset disagreed by more than a frame and was dropped"
             rows.append(SyncRow(ck, offsets[ck], "audio", confidence, drift, ok, note))
         else:
             why = (
@@ -172,6 +191,18 @@ def sync_session(
             offset, method = _fallback(seg, hero)
             rows.append(SyncRow(ck, offset, method, confidence, None, None, why))
     return hero, rows
+
+
+def _may_overlap(a: dict, b: dict, margin_s: float = 60.0) -> bool:
+    """Whether two recordings can share sound, by their capture times (clocks can be off by a
+    minute; different takes of one camera never overlap)."""
+    if a["camera"] == b["camera"] and a["rig"] == b["rig"]:
+        return False
+    if a["capture_start"] is None or b["capture_start"] is None:
+        return True
+    a0, b0 = a["capture_start"].timestamp(), b["capture_start"].timestamp()
+    a1, b1 = a0 + (a["duration_s"] or 0), b0 + (b["duration_s"] or 0)
+    return a0 - margin_s < b1 and b0 - margin_s < a1
 
 
 def _fallback(seg: dict, hero: dict) -> tuple[float | None, str]:

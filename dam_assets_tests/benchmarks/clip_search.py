@@ -537,7 +537,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"sizes {','.join(str(n) for n in QUICK_SIZES)} only (overrides --sizes)",
     )
     parser.add_argument("--frames", type=int, default=FRAMES, help=f"frames to embed ({FRAMES})")
-    parser.add_argument("--repeats", type=int, default=1, help="embedding passes; median (1)")
+    parser.add_argument("--repeats", type=int, default=2, help="embedding passes; median (2)")
     parser.add_argument(
         "--max-index-rows",
         type=int,

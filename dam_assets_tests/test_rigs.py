@@ -1,0 +1,217 @@
+"""Camera rigs on generated multi-camera captures: known offsets, another sample rate, clock
+drift, an unrelated clip, a camera without audio, GoPro chapters, and timecode."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dam_assets import samples as mf
+from dam_assets.discovery import scan
+from dam_assets.media.capture import capture_start, filename_time, gopro_chapter
+from dam_assets.media.timecode import from_frames, parse_timecode, to_frames, to_seconds
+from dam_assets.rigs import load_rigs
+from dam_assets.runner import index_partitions
+
+FRAME = 1 / 25
+RIG_YAML = """
+rigs:
+  - name: stage-a
+    root: {root}
+    cameras:
+      - {{id: A, role: hero, match: "camA/**"}}
+      - {{id: B, role: witness, match: "camB/**"}}
+      - {{id: C, role: witness, match: "camC/**"}}
+      - {{id: D, role: witness, match: "camD/**"}}
+      - {{id: X, role: witness, match: "camX/**"}}
+      - {{id: GOPRO, role: witness, match: "gopro/*.MP4"}}
+"""
+
+
+def test_timecode_parsing_and_drop_frame():
+    ndf = parse_timecode("10:00:01:05", 25)
+    assert to_frames(ndf, 25) == 900030 and to_seconds(ndf, 25) == pytest.approx(36001.2)
+    ntsc = 30000 / 1001
+    df = parse_timecode("00:01:00;02", ntsc)
+    assert df.drop_frame and to_frames(df, ntsc) == 1800
+    assert str(from_frames(1800, ntsc, drop_frame=True)) == "00:01:00;02"
+    assert to_frames(parse_timecode("00:10:00;00", ntsc), ntsc) == 17982
+    assert to_seconds(parse_timecode("01:00:00;00", ntsc), ntsc) == pytest.approx(3599.9964)
+    for n in (0, 1799, 1800, 17981, 17982, 107891):
+        assert to_frames(from_frames(n, ntsc, True), ntsc) == n
+    with pytest.raises(ValueError):
+        parse_timecode("00:01:00;00", ntsc)  # dropped frame number
+    with pytest.raises(ValueError):
+        parse_timecode("10:00:00:25", 25)
+
+
+def test_chapter_and_filename_patterns():
+    assert gopro_chapter("GH010123.MP4").group == gopro_chapter("GH020123.MP4").group
+    assert (gopro_chapter("GX030456.MP4").index, gopro_chapter("GX030456.MP4").group) == (
+        3,
+        "gopro-0456",
+    )
+    assert gopro_chapter("GOPR0789.MP4").index == 1
+    assert gopro_chapter("GP010789.MP4").index == 2
+    assert gopro_chapter("GP010789.MP4").group == gopro_chapter("GOPR0789.MP4").group
+    assert gopro_chapter("C0001.MP4") is None
+    assert filename_time("VID_20240301_123045.mp4") == datetime(2024, 3, 1, 12, 30, 45, tzinfo=UTC)
+    assert filename_time("DJI_20240301123045_0001.MP4").minute == 30
+    assert filename_time("clip.mov") is None
+
+
+def test_capture_start_trust_order(tmp_path):
+    clip = tmp_path / "C0001.MP4"
+    clip.write_bytes(b"")
+    created = datetime(2024, 5, 1, 9, 59, 58, tzinfo=UTC)
+    by_tc = capture_start(clip, "10:00:00:00", 25.0, created, 20.0, None)
+    assert by_tc.source == "timecode" and by_tc.start == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    (tmp_path / "C0001M01.XML").write_text(
+        '<NonRealTimeMeta xmlns="urn:schemas-professionalDisc:nonRealTimeMeta:ver.2.00">'
+        '<LtcChangeTable><LtcChange frameCount="0" value="10302011" status="increment"/>'
+        '</LtcChangeTable><CreationDate value="2024-05-01T11:20:30+00:00"/></NonRealTimeMeta>'
+    )
+    sidecar = capture_start(clip, None, 25.0, None, 20.0, None)
+    assert sidecar.source == "timecode" and sidecar.timecode == "11:20:30:10"
+    assert capture_start(tmp_path / "x.mov", None, None, created, 20.0, None).source == (
+        "creation_time"
+    )
+    at_stop = capture_start(tmp_path / "x.mov", None, None, created, 20.0, None, True)
+    assert at_stop.start == datetime(2024, 5, 1, 9, 59, 38, tzinfo=UTC)
+    named = capture_start(tmp_path / "VID_20240301_123045.mp4", None, None, None, 5.0, None)
+    assert named.source == "filename"
+    assert capture_start(tmp_path / "x.mov", None, None, None, 5.0, 10**18).source == "mtime"
+
+
+@pytest.fixture(scope="module")
+def rig_take(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stage-a")
+    master = mf.clap_track(80, seed=3)
+    day = "2024-05-01T10:00:{:06.3f}Z"
+    clips = {
+        "A": mf.make_rig_clip(
+            root / "camA" / "A001.mov",
+            master,
+            48000,
+            0.0,
+            75,
+            metadata={"timecode": "10:00:00:00", "creation_time": day.format(0.0)},
+        ),
+        "B": mf.make_rig_clip(
+            root / "camB" / "B001.mp4",
+            master,
+            48000,
+            1.234,
+            25,
+            rate=44100,
+            metadata={"creation_time": day.format(1.5)},
+        ),
+        "C": mf.make_rig_clip(
+            root / "camC" / "C001.mp4",
+            master,
+            48000,
+            3.5,
+            65,
+            drift_ppm=100,
+            metadata={"creation_time": day.format(3.0)},
+        ),
+        "D": mf.make_rig_clip(
+            root / "camD" / "D001.mov",
+            None,
+            48000,
+            0,
+            10,
+            metadata={"timecode": "10:00:02:00", "creation_time": day.format(2.0)},
+        ),
+        "X": mf.make_rig_clip(
+            root / "camX" / "X001.mp4",
+            mf.clap_track(30, seed=99),
+            48000,
+            0,
+            20,
+            metadata={"creation_time": day.format(5.0)},
+        ),
+    }
+    gopro = [
+        mf.make_rig_clip(
+            root / "gopro" / name,
+            master,
+            48000,
+            start,
+            6,
+            metadata={"creation_time": day.format(start)},
+        )
+        for name, start in (("GH010042.MP4", 8.0), ("GH020042.MP4", 14.0))
+    ]
+    for path in [*clips.values(), *gopro]:
+        mf.age(path)
+    return root, clips, gopro
+
+
+def test_rig_sessions_sync_and_exports(rig_take, instance, store, tmp_path, monkeypatch):
+    root, clips, _ = rig_take
+    (tmp_path / "rigs.yaml").write_text(RIG_YAML.format(root=root))
+    monkeypatch.setenv("DAM_RIGS", str(tmp_path / "rigs.yaml"))
+    assert load_rigs().by_name("stage-a").camera_for(clips["B"]).id == "B"
+    report = scan([root], store)
+    outcome = index_partitions(report.checksums, store, instance=instance, say=str)
+    assert not outcome.failed_runs
+
+    segments = {
+        r["camera"]: r
+        for r in store.sql("SELECT * FROM capture_segments").to_pylist()
+        if r["camera"] != "GOPRO"
+    }
+    assert segments["A"]["start_source"] == "timecode" and segments["A"]["timecode"] == (
+        "10:00:00:00"
+    )
+    assert segments["B"]["start_source"] == "creation_time" and segments["B"]["has_audio"]
+    assert not segments["D"]["has_audio"]
+    [session] = store.sql("SELECT * FROM capture_sessions").to_pylist()
+    assert session["segments"] == 7 and session["cameras"] == "A,B,C,D,GOPRO,X"
+    sync = {}
+    for row in store.sql(
+        "SELECT s.*, g.path FROM capture_sync s JOIN capture_segments g USING (checksum)"
+    ).to_pylist():
+        sync[Path(row["path"]).name] = row
+    assert sync["A001.mov"]["method"] == "reference"
+    for name, truth in (
+        ("B001.mp4", 1.234),
+        ("C001.mp4", 3.5),
+        ("GH010042.MP4", 8.0),
+        ("GH020042.MP4", 14.0),
+    ):
+        row = sync[name]
+        assert row["method"] == "audio", row
+        assert row["offset_s"] == pytest.approx(truth, abs=FRAME), (name, row["offset_s"])
+        assert row["confidence"] > 0.5 and row["consistent"] is True
+    assert abs(sync["B001.mp4"]["offset_s"] - 1.234) < 0.005  # sub-frame, despite AAC priming
+    assert sync["C001.mp4"]["drift_ppm"] == pytest.approx(100, abs=25)
+    assert sync["D001.mov"]["method"] == "timecode" and sync["D001.mov"]["offset_s"] == (
+        pytest.approx(2.0, abs=1e-6)
+    )
+    assert "no audio" in sync["D001.mov"]["note"]
+    unrelated = sync["X001.mp4"]
+    assert unrelated["method"].startswith("times") and unrelated["confidence"] < 0.3
+    assert unrelated["offset_s"] == pytest.approx(5.0, abs=0.01)
+    assert sync["GH010042.MP4"]["take"] == sync["GH020042.MP4"]["take"] == "GOPRO:gopro-0042"
+
+    export = json.loads(Path(session["export_json"]).read_text())
+    assert export["hero"]["camera"] == "A" and {c["camera"] for c in export["cameras"]} == {
+        "A",
+        "B",
+        "C",
+        "D",
+        "GOPRO",
+        "X",
+    }
+    csv_lines = Path(session["export_csv"]).read_text().splitlines()
+    assert csv_lines[0].startswith("camera,role,path,timecode,offset_s") and len(csv_lines) == 8
+
+    from dam_assets.cli import main
+
+    assert main(["rigs", "export", session["session_id"]]) == 0
+    assert main(["rigs", "export", "no-such-session"]) == 1
