@@ -30,6 +30,8 @@ test: install system-deps  ## the test suite (generates its own media)
 bench: install  ## benchmarks, as ratios against baselines measured in the same run
 	$(BIN)/python -m dam_assets_tests.benchmarks.foundation
 	$(BIN)/python -m dam_assets_tests.benchmarks.scenes_transcripts
+	$(BIN)/python -m dam_assets_tests.benchmarks.clip_search
+	$(BIN)/python -m dam_assets_tests.benchmarks.rig_sync
 
 dev: install  ## Dagster UI, sensors and schedules on http://localhost:3000
 	$(BIN)/dagster dev
