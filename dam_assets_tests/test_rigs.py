@@ -215,3 +215,51 @@ def test_rig_sessions_sync_and_exports(rig_take, instance, store, tmp_path, monk
 
     assert main(["rigs", "export", session["session_id"]]) == 0
     assert main(["rigs", "export", "no-such-session"]) == 1
+
+
+def test_sensor_requests_sessions_after_rig_segments(
+    rig_take, instance, data_dir, tmp_path, monkeypatch, capsys
+):
+    from dagster import SensorResult, build_sensor_context
+
+    from dam_assets.cli import main
+    from dam_assets.definitions import defs
+    from dam_assets.resources import DamStorage, MediaDiscovery
+    from dam_assets.sensors import media_storage_sensor
+
+    root, _, _ = rig_take
+    (tmp_path / "rigs.yaml").write_text(RIG_YAML.format(root=root))
+    monkeypatch.setenv("DAM_RIGS", str(tmp_path / "rigs.yaml"))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    def tick(cursor=None):
+        context = build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={
+                "storage": DamStorage(data_dir=str(data_dir)),
+                "discovery": MediaDiscovery(watch_roots=str(inbox)),
+            },
+        )
+        return media_storage_sensor(context)
+
+    first = tick()  # the rig root is watched too
+    [add] = first.dynamic_partitions_requests
+    assert len(add.partition_keys) == 7
+    instance.add_dynamic_partitions("media", list(add.partition_keys))
+    job = defs.resolve_job_def("index_media")
+    for request in first.run_requests:
+        assert job.execute_in_process(instance=instance, tags=request.tags).success
+    second = tick(first.cursor)
+    assert isinstance(second, SensorResult)
+    [sessions] = second.run_requests
+    assert sessions.job_name == "sync_capture_sessions"
+    assert (
+        defs.resolve_job_def("sync_capture_sessions").execute_in_process(instance=instance).success
+    )
+    assert not isinstance(tick(second.cursor), SensorResult)  # sessions are current now
+    capsys.readouterr()
+    assert main(["rigs", "sessions", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["segments"] == 7 and len(listed["sync"]) == 7
