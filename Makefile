@@ -19,10 +19,16 @@ install: $(STAMP)  ## .venv with everything (idempotent)
 demo: install  ## generate a sample library, index it through Dagster, print the catalog
 	$(BIN)/python -m dam_assets.demo
 
-system-deps:  ## espeak-ng: the tests synthesize speech with it (Debian/Ubuntu, as root or via sudo)
-	@command -v espeak-ng >/dev/null || { \
+system-deps:  ## espeak-ng (speech for the tests) and PostgreSQL (instance tests), via apt when missing
+	@missing=""; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+		|| missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng >/dev/null; }
+		echo "installing$$missing"; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 test: install system-deps  ## the test suite (generates its own media)
 	$(BIN)/python -m pytest -q
