@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from .checks import CHECKS
 from .jobs import (
     LIBRARY_ASSETS,
     MEDIA_ASSETS,
@@ -21,6 +22,7 @@ from .sensors import media_storage_sensor
 
 defs = Definitions(
     assets=[*MEDIA_ASSETS, *LIBRARY_ASSETS],
+    asset_checks=CHECKS,
     jobs=[index_media_job, capture_sessions_job, maintain_lake],
     sensors=[media_storage_sensor],
     schedules=[nightly_compaction],

@@ -195,3 +195,35 @@ def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, librar
     from dam_assets.runner import unindexed
 
     assert unindexed(instance, [checksum], store) == [checksum]
+
+
+def test_asset_checks_pass_then_name_the_broken_partition(instance, store, watched):
+    from dam_assets.runs import range_tags
+
+    report = scan([watched], store)
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
+    job = defs.resolve_job_def("index_media")
+    result = job.execute_in_process(instance=instance, tags=range_tags(report.checksums))
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {
+        "probe_one_row_per_partition",
+        "thumbnail_files_exist",
+        "scenes_cover_duration",
+        "transcript_for_every_file_with_audio",
+        "vectors_match_catalog",
+    } <= set(evaluations)
+    assert all(e.passed for e in evaluations.values()), {
+        k: e.metadata for k, e in evaluations.items() if not e.passed
+    }
+    [poster, *_] = store.sql(
+        "SELECT checksum, path FROM thumbnails WHERE kind = 'poster'"
+    ).to_pylist()
+    Path(poster["path"]).unlink()  # damage outside any run
+    from dagster import build_asset_check_context
+
+    from dam_assets.checks import thumbnail_files_exist
+
+    storage = DamStorage(data_dir=str(store.data_dir))
+    context = build_asset_check_context(instance=instance)
+    failing = thumbnail_files_exist(context, storage)
+    assert not failing.passed and failing.metadata["partitions"].value == poster["checksum"]

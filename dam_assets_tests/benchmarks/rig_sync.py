@@ -15,7 +15,8 @@ Speed, per minute of audio: `load_audio` (decode + resample to 8 kHz mono) and
 once with plain PyAV (no resampling, no conversion). Accuracy: offset error against the truth
 in milliseconds and in frames at 25 fps, drift error in ppm, and the confidence, with that of
 the unrelated clip for contrast. Generating the files (AAC encoding dominates) runs in worker
-processes before anything is timed and is not a result.
+processes before anything is timed and is not a result; only the longest take is generated, the
+shorter ones are its files' first minutes, cut by stream copy (no re-encode).
 
     python -m dam_assets_tests.benchmarks.rig_sync [--minutes 1,5,15] [--quick] [--repeats N]
 
@@ -138,31 +139,59 @@ class Take:
         return f"{self.minutes:g} min"
 
 
+def _take(folder: Path, minutes: float) -> Take:
+    return Take(
+        minutes,
+        folder / "hero_A001.mp4",
+        {c.key: folder / f"{c.key}_001.mp4" for c in CASES},
+        folder / "unrelated_X001.mp4",
+    )
+
+
 def plan(work: Path, minutes: Sequence[float]) -> tuple[list[Take], list[Job]]:
-    takes: list[Take] = []
-    jobs: list[Job] = []
-    for m in minutes:
-        seconds = m * 60
-        folder = work / f"take_{m:g}min"
-        master_s = seconds + MASTER_EXTRA_S
-        hero = Job(folder / "hero_A001.mp4", master_s, SEED, 0.0, seconds + HERO_EXTRA_S)
-        others = {
-            c.key: Job(
-                folder / f"{c.key}_001.mp4",
-                master_s,
-                SEED,
-                c.start_s,
-                seconds,
-                rate=c.rate,
-                drift_ppm=c.drift_ppm,
-            )
+    """Files are generated for the longest take only; the shorter takes are cut from them."""
+    takes = [_take(work / f"take_{m:g}min", m) for m in sorted(set(minutes))]
+    longest = takes[-1]
+    seconds = longest.seconds
+    master_s = seconds + MASTER_EXTRA_S
+    jobs = [
+        Job(longest.hero, master_s, SEED, 0.0, seconds + HERO_EXTRA_S),
+        *(
+            Job(longest.others[c.key], master_s, SEED, c.start_s, seconds, c.rate, c.drift_ppm)
             for c in CASES
-        }
-        unrelated = Job(folder / "unrelated_X001.mp4", seconds + 1, UNRELATED_SEED, 0.0, seconds)
-        jobs += [hero, *others.values(), unrelated]
-        takes.append(Take(m, hero.path, {k: j.path for k, j in others.items()}, unrelated.path))
-    jobs.sort(key=lambda j: -j.seconds)  # longest first: the workers finish close together
+        ),
+        Job(longest.unrelated, seconds + 1, UNRELATED_SEED, 0.0, seconds),
+    ]
     return takes, jobs
+
+
+def cut(src: Path, dst: Path, seconds: float) -> None:
+    """The first `seconds` of `src`, by stream copy (no re-encode): the same camera file as if it
+    had stopped recording there. Packet times, AAC priming and the edit list carry over."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        kept = (*inp.streams.video, *inp.streams.audio)
+        streams = {s.index: out.add_stream_from_template(s) for s in kept}
+        for packet in inp.demux(kept):
+            if packet.dts is None:  # the demuxer's flush packets
+                continue
+            t = packet.pts if packet.pts is not None else packet.dts
+            if t * packet.time_base >= seconds:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+
+
+def cut_takes(takes: list[Take]) -> None:
+    longest = takes[-1]
+    for take in takes[:-1]:
+        pairs = [
+            (longest.hero, take.hero, take.seconds + HERO_EXTRA_S),
+            *((longest.others[k], take.others[k], take.seconds) for k in longest.others),
+            (longest.unrelated, take.unrelated, take.seconds),
+        ]
+        for src, dst, seconds in pairs:
+            cut(src, dst, seconds)
 
 
 def generate(jobs: list[Job], workers: int) -> float:
@@ -227,21 +256,22 @@ def per_min(seconds: float, audio_s: float) -> str:
 
 def bench_take(take: Take, repeats: int, results: Results) -> None:
     files = {"hero": take.hero, **take.others, "unrelated": take.unrelated}
-    duration = {k: plain_decode(p) for k, p in files.items()}  # warm-up, and the sample counts
-    rates = {"hero": MASTER_RATE, "unrelated": MASTER_RATE} | {c.key: c.rate for c in CASES}
-    duration = {k: n / rates[k] for k, n in duration.items()}
-    audio = {k: load(p) for k, p in files.items()}  # warm-up
-    measure(audio["hero"], audio["b48"])  # warm-up
+    rates = {"hero": MASTER_RATE} | {c.key: c.rate for c in CASES}
+    timed_files = {k: files[k] for k in ("hero", *TIMED_RATES)}
+    # warm-up (not measured): every file decoded and loaded once, one `measure`
+    duration = {k: plain_decode(p) / rates[k] for k, p in timed_files.items()}
+    audio = {k: load(p) for k, p in files.items()}
+    measure(audio["hero"], audio["b48"])
 
-    plain: dict[str, list[float]] = {k: [] for k in files}
-    loads: dict[str, list[float]] = {k: [] for k in files}
+    plain: dict[str, list[float]] = {k: [] for k in timed_files}
+    loads: dict[str, list[float]] = {k: [] for k in timed_files}
     syncs: dict[str, list[float]] = {k: [] for k in (*take.others, "unrelated")}
     found: dict[str, SyncResult] = {}
     for rep in range(1, repeats + 1):
         log(f"{take.label} pass {rep}/{repeats}: plain decode, load_audio, measure")
         flip = rep % 2 == 0  # every other pass the other way round: no side always goes first
-        for key in reversed(files) if flip else files:
-            path = files[key]
+        for key in reversed(timed_files) if flip else timed_files:
+            path = timed_files[key]
             runs: dict[str, Callable[[], object]] = {
                 "plain": lambda p=path: plain_decode(p),
                 "load": lambda p=path: load(p),
@@ -327,7 +357,7 @@ def accuracy_row(acc: Accuracy) -> str:
     drift_err = "—" if r.drift_ppm is None else f"{r.drift_ppm - (acc.truth_ppm or 0.0):+.2f}"
     return (
         f"| {acc.take} | {acc.case} | {acc.truth_s:.3f} | {r.offset_s:.5f} |"
-        f" {err_s * 1000:+.3f} | {err_s * FPS:+.4f} | {acc.truth_ppm:g} | {drift} |"
+        f" {err_s * 1000:+.4f} | {err_s * FPS:+.5f} | {acc.truth_ppm:g} | {drift} |"
         f" {drift_err} | {r.confidence:.3f} | {len(r.windows)} |"
     )
 
@@ -413,6 +443,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    load_at_start = os.getloadavg()[0]
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         work = args.out.resolve()
@@ -429,16 +460,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         gen_wall, gen_cpu = timed(lambda: generate(jobs, args.jobs))
         log(f"generated in {gen_wall:.1f} s wall ({gen_cpu:.1f} s summed over files)")
+        cut_s, _ = timed(lambda: cut_takes(takes))
+        log(f"cut the shorter takes from the longest in {cut_s:.1f} s")
         for take in sorted(takes, key=lambda t: t.minutes):
             bench_take(take, args.repeats, results)
     finally:
         if args.out is None:
             shutil.rmtree(work, ignore_errors=True)
     results.notes += [
-        f"Median of {args.repeats} passes after an unmeasured warm-up (one plain decode and one"
-        " `load_audio` per file, one `measure`); plain decode and `load_audio`, and the files,"
-        " swap order every other pass; warm page cache. Files were generated (not timed here)"
-        " before any measurement, so nothing else ran meanwhile.",
+        f"Median of {args.repeats} pass{'es' if args.repeats > 1 else ''} after an unmeasured"
+        " warm-up (one plain decode and one `load_audio` per file, one `measure`); plain decode"
+        " and `load_audio`, and the files, swap order every other pass; warm page cache. All"
+        " files were generated before any measurement. Load average (1 min) when the run"
+        f" started: {load_at_start:.2f} on {os.cpu_count()} cores (other processes).",
         "Plain PyAV decode: `container.decode(audio stream)`, frames counted and dropped (no"
         " resampling, no NumPy conversion). `measure` ms/min is per minute of the other camera's"
         " audio (the take length); `load_audio` ms/min per minute of that file's audio.",
@@ -446,8 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         " other's t = 0; with drift, the fitted line's intercept. Drift truth: the other's clock"
         f" runs that fast. Frames = error × {FPS} fps. The unrelated clip's offset means"
         " nothing; its confidence is the contrast.",
-        f"Generation: {len(jobs)} files, {audio_min:.0f} min of audio, {gen_wall:.0f} s wall in"
-        f" {args.jobs} processes ({gen_cpu:.0f} s summed); AAC encoding dominates. Setup only.",
+        f"Generation (setup, not a result): the longest take's {len(jobs)} files,"
+        f" {audio_min:.0f} min of audio, {gen_wall:.0f} s wall in {args.jobs} processes"
+        f" ({gen_cpu:.0f} s summed; AAC encoding dominates); the shorter takes are their first"
+        f" minutes, cut by stream copy in {cut_s:.1f} s.",
     ]
     log(f"done in {time.perf_counter() - _STARTED:.0f} s")
     print(markdown(results, args), flush=True)

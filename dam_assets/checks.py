@@ -1,0 +1,178 @@
+"""Asset checks: the tables, the files on disk and the vectors agree with each other.
+
+Each check looks at the whole library through the DuckDB catalog (cheap: a few queries), so it
+also catches damage done outside a run. A failing check names the partitions (checksums).
+"""
+
+from pathlib import Path
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+
+from .assets.capture import capture_sessions
+from .assets.clip_embeddings import clip_embeddings
+from .assets.probe import probe
+from .assets.scenes import scenes
+from .assets.thumbnails import thumbnails
+from .assets.transcripts import transcripts
+from .partitions import MEDIA_PARTITIONS_NAME
+from .resources import DamStorage
+
+SHOW = 20  # partitions named in a failing check's metadata
+
+
+def _result(bad: list[str], checked: int, what: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=not bad,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "checked": checked,
+            "failing": len(bad),
+            "partitions": ", ".join(sorted(bad)[:SHOW]) + (" …" if len(bad) > SHOW else ""),
+            "rule": what,
+        },
+    )
+
+
+def _partitions(context: AssetCheckExecutionContext) -> list[str]:
+    return list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+
+
+@asset_check(
+    asset=probe,
+    description="One probe row per partition (except files recorded in"
+    " ingest_errors at the probe stage), and never two.",
+)
+def probe_one_row_per_partition(
+    context: AssetCheckExecutionContext, storage: DamStorage
+) -> AssetCheckResult:
+    store = storage.store()
+    keys = _partitions(context)
+    counts = {
+        r["checksum"]: r["n"]
+        for r in store.sql("SELECT checksum, count(*) n FROM probe GROUP BY ALL").to_pylist()
+    }
+    failed = set(
+        store.sql("SELECT DISTINCT checksum FROM ingest_errors WHERE stage = 'probe'")
+        .column("checksum")
+        .to_pylist()
+    )
+    materialized = _materialized(context, probe.key, keys)
+    bad = [
+        k for k in materialized if counts.get(k, 0) > 1 or (k not in failed and not counts.get(k))
+    ]
+    return _result(bad, len(materialized), "exactly one row per probed file")
+
+
+def _materialized(context: AssetCheckExecutionContext, key, keys: list[str]) -> list[str]:
+    from .partitions import media_partitions
+
+    status = context.instance.get_status_by_partition(key, keys, media_partitions) or {}
+    return [k for k in keys if getattr(status.get(k), "value", None) == "MATERIALIZED"]
+
+
+@asset_check(
+    asset=thumbnails,
+    description="Every thumbnail, sprite and index file in the table exists on disk.",
+)
+def thumbnail_files_exist(context: AssetCheckExecutionContext, storage: DamStorage):
+    rows = storage.store().sql("SELECT DISTINCT checksum, path FROM thumbnails").to_pylist()
+    bad = sorted({r["checksum"] for r in rows if not Path(r["path"]).is_file()})
+    return _result(bad, len(rows), "thumbnail files present")
+
+
+@asset_check(
+    asset=scenes,
+    description="Scenes of each video start at 0, follow each other"
+    " without gaps and end at the video's duration (within a frame).",
+)
+def scenes_cover_duration(context: AssetCheckExecutionContext, storage: DamStorage):
+    rows = (
+        storage.store()
+        .sql(
+            "SELECT s.checksum, min(s.start_s) first, max(s.end_s) last, sum(s.duration_s) total,"
+            " any_value(s.fps) fps, any_value(p.duration_s) duration"
+            " FROM scenes s JOIN probe p USING (checksum) GROUP BY s.checksum"
+        )
+        .to_pylist()
+    )
+    bad = []
+    for r in rows:
+        slack = 1.5 / (r["fps"] or 25) + 0.05
+        if (
+            r["first"] > slack
+            or abs(r["total"] - (r["last"] - r["first"])) > slack
+            or (r["duration"] and abs(r["last"] - r["duration"]) > slack + 0.1)
+        ):
+            bad.append(r["checksum"])
+    return _result(bad, len(rows), "scenes cover each video")
+
+
+@asset_check(
+    asset=transcripts,
+    description="Every probed file with audio has a transcript row,"
+    " and every transcript with segments has its caption files.",
+)
+def transcript_for_every_file_with_audio(context: AssetCheckExecutionContext, storage: DamStorage):
+    store = storage.store()
+    missing = (
+        store.sql(
+            "SELECT p.checksum FROM probe p LEFT JOIN transcripts t USING (checksum)"
+            " WHERE p.audio_streams > 0 AND t.checksum IS NULL AND p.checksum NOT IN"
+            " (SELECT checksum FROM ingest_errors WHERE stage = 'transcripts')"
+        )
+        .column("checksum")
+        .to_pylist()
+    )
+    captions = store.sql(
+        "SELECT checksum, vtt_path, srt_path FROM transcripts WHERE segments > 0"
+    ).to_pylist()
+    no_files = [
+        r["checksum"]
+        for r in captions
+        if not (Path(r["vtt_path"]).is_file() and Path(r["srt_path"]).is_file())
+    ]
+    return _result(sorted(set(missing + no_files)), len(captions), "transcripts and captions")
+
+
+@asset_check(
+    asset=clip_embeddings,
+    description="LanceDB vectors and the catalog's clip_frames"
+    " rows are the same set: no orphan vectors, no rows without a vector.",
+)
+def vectors_match_catalog(context: AssetCheckExecutionContext, storage: DamStorage):
+    store = storage.store()
+    catalog = {
+        (r["checksum"], round(r["time_s"], 3), r["model_id"])
+        for r in store.sql("SELECT checksum, time_s, model_id FROM clip_frames").to_pylist()
+    }
+    lance = {
+        (r["checksum"], round(r["time_s"], 3), r["model_id"])
+        for r in store.vectors.rows(("checksum", "time_s", "model_id")).to_pylist()
+    }
+    bad = sorted({k[0] for k in catalog ^ lance})
+    return _result(bad, len(catalog), "vectors == catalog rows")
+
+
+@asset_check(asset=capture_sessions, description="Sessions reference only existing partitions.")
+def sessions_reference_existing_partitions(
+    context: AssetCheckExecutionContext, storage: DamStorage
+):
+    keys = set(_partitions(context))
+    used = (
+        storage.store()
+        .sql("SELECT DISTINCT checksum FROM capture_sync")
+        .column("checksum")
+        .to_pylist()
+    )
+    bad = [k for k in used if k not in keys]
+    return _result(bad, len(used), "capture_sync checksums are partitions")
+
+
+CHECKS = [
+    probe_one_row_per_partition,
+    thumbnail_files_exist,
+    scenes_cover_duration,
+    transcript_for_every_file_with_audio,
+    vectors_match_catalog,
+    sessions_reference_existing_partitions,
+]
