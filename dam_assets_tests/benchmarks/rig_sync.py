@@ -59,6 +59,7 @@ SEED = 7
 UNRELATED_SEED = 99
 FPS = 25
 SIZE = (64, 48)
+DRIFT_BAD_PPM = 25.0  # drift errors from this on are in bold, as are offset errors of a frame
 
 
 @dataclass(frozen=True)
@@ -354,11 +355,17 @@ def accuracy_row(acc: Accuracy) -> str:
             f" {r.confidence:.3f} | {len(r.windows)} |"
         )
     err_s = r.offset_s - acc.truth_s
-    drift_err = "—" if r.drift_ppm is None else f"{r.drift_ppm - (acc.truth_ppm or 0.0):+.2f}"
+    err_ms, err_frames = f"{err_s * 1000:+.4f}", f"{err_s * FPS:+.5f}"
+    if abs(err_s) * FPS >= 1:
+        err_ms, err_frames = f"**{err_ms}**", f"**{err_frames}**"
+    drift_err = "—"
+    if r.drift_ppm is not None:
+        d = r.drift_ppm - (acc.truth_ppm or 0.0)
+        drift_err = f"**{d:+.2f}**" if abs(d) >= DRIFT_BAD_PPM else f"{d:+.2f}"
     return (
-        f"| {acc.take} | {acc.case} | {acc.truth_s:.3f} | {r.offset_s:.5f} |"
-        f" {err_s * 1000:+.4f} | {err_s * FPS:+.5f} | {acc.truth_ppm:g} | {drift} |"
-        f" {drift_err} | {r.confidence:.3f} | {len(r.windows)} |"
+        f"| {acc.take} | {acc.case} | {acc.truth_s:.3f} | {r.offset_s:.5f} | {err_ms} |"
+        f" {err_frames} | {acc.truth_ppm:g} | {drift} | {drift_err} | {r.confidence:.3f} |"
+        f" {len(r.windows)} |"
     )
 
 
@@ -479,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Offset convention (`audio_sync`): hero_time = other_time + offset_s, taken at the"
         " other's t = 0; with drift, the fitted line's intercept. Drift truth: the other's clock"
         f" runs that fast. Frames = error × {FPS} fps. The unrelated clip's offset means"
-        " nothing; its confidence is the contrast.",
+        " nothing; its confidence is the contrast. Bold: an offset error of a frame or more, a"
+        f" drift error of {DRIFT_BAD_PPM:g} ppm or more.",
         f"Generation (setup, not a result): the longest take's {len(jobs)} files,"
         f" {audio_min:.0f} min of audio, {gen_wall:.0f} s wall in {args.jobs} processes"
         f" ({gen_cpu:.0f} s summed; AAC encoding dominates); the shorter takes are their first"
