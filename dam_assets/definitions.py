@@ -17,7 +17,7 @@ from .resources import (
     SceneDetectionConfig,
     WhisperConfig,
 )
-from .schedules import nightly_compaction
+from .schedules import nightly, nightly_compaction
 from .sensors import media_storage_sensor
 
 defs = Definitions(
@@ -25,7 +25,7 @@ defs = Definitions(
     asset_checks=CHECKS,
     jobs=[index_media_job, capture_sessions_job, maintain_lake],
     sensors=[media_storage_sensor],
-    schedules=[nightly_compaction],
+    schedules=[nightly, nightly_compaction],
     resources={
         "storage": DamStorage(),
         "discovery": MediaDiscovery(),

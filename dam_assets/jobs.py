@@ -45,6 +45,6 @@ def compact_lake(context: OpExecutionContext, storage: DamStorage) -> dict:
     return totals
 
 
-@job(description="Compact the Parquet lake (nightly; also `dam compact`).")
+@job(description="Compact the Parquet lake (the nightly schedule; also `dam compact`).")
 def maintain_lake():
     compact_lake()

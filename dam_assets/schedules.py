@@ -1,13 +1,68 @@
-from dagster import DefaultScheduleStatus, ScheduleDefinition
+"""Nightly: finish what is missing or failed (03:00), then compact the lake (03:30)."""
 
-from .jobs import maintain_lake
+import os
+from datetime import datetime
+from pathlib import Path
 
-# Compaction at 03:30 local time, after the day's ingest has settled. Views read units and
-# segments alike, so compaction is about read speed only: skipping a night loses nothing.
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+
+from .jobs import index_media_job, maintain_lake
+from .partitions import MEDIA_PARTITIONS_NAME
+from .resources import DamStorage
+from .runner import unindexed
+from .runs import contiguous_batches, range_tags
+
+NIGHTLY_BATCH = 50
+
+
+def _local_timezone() -> str:
+    """`DAM_TIMEZONE`, else the machine's zone (so the default 03:00 is local time)."""
+    zone = os.environ.get("DAM_TIMEZONE") or os.environ.get("TZ")
+    if not zone and Path("/etc/timezone").is_file():
+        zone = Path("/etc/timezone").read_text().strip()
+    return zone or "UTC"
+
+
+@schedule(
+    name="nightly",
+    cron_schedule=os.environ.get("DAM_NIGHTLY_CRON", "0 3 * * *"),
+    execution_timezone=_local_timezone(),
+    job=index_media_job,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Re-runs, in batches, every partition some asset has not materialized (new,"
+    " failed, killed) or could not read (share offline, permission). With nothing to do it"
+    " requests nothing. Rig sessions follow through the sensor; compaction runs at 03:30.",
+)
+def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
+    store = storage.store()
+    store.refresh_catalog()
+    keys = list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    todo = unindexed(context.instance, keys, store) if keys else []
+    if not todo:
+        return SkipReason(f"all {len(keys)} partitions are materialized; nothing to do")
+    day = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%d")
+    return [
+        RunRequest(
+            run_key=f"nightly-{day}-{i}", tags={**range_tags(batch), "dam/source": "nightly"}
+        )
+        for i, batch in enumerate(contiguous_batches(todo, keys, NIGHTLY_BATCH))
+    ]
+
+
+# Compaction after the nightly re-runs. Views read units and segments alike, so compaction is
+# about read speed only: skipping a night loses nothing.
 nightly_compaction = ScheduleDefinition(
     name="nightly_compaction",
     job=maintain_lake,
-    cron_schedule="30 3 * * *",
+    cron_schedule=os.environ.get("DAM_COMPACTION_CRON", "30 3 * * *"),
+    execution_timezone=_local_timezone(),
     default_status=DefaultScheduleStatus.RUNNING,
     description="Merge small per-partition Parquet files so catalog queries stay fast.",
 )

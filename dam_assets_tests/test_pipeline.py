@@ -227,3 +227,28 @@ def test_asset_checks_pass_then_name_the_broken_partition(instance, store, watch
     context = build_asset_check_context(instance=instance)
     failing = thumbnail_files_exist(context, storage)
     assert not failing.passed and failing.metadata["partitions"].value == poster["checksum"]
+
+
+def test_nightly_reruns_what_is_missing_then_nothing(instance, store, watched, data_dir):
+    from datetime import UTC, datetime
+
+    from dagster import build_schedule_context
+
+    from dam_assets.schedules import nightly
+
+    report = scan([watched], store)
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
+    storage = DamStorage(data_dir=str(data_dir))
+
+    def evaluate():
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 23, 3, tzinfo=UTC)
+        )
+        return nightly(context, storage=storage)
+
+    requests = evaluate()  # six partitions added, none materialized (say a crashed sensor run)
+    assert [len(_range(r, report.checksums)) for r in requests] == [6]
+    job = defs.resolve_job_def("index_media")
+    assert all(job.execute_in_process(instance=instance, tags=r.tags).success for r in requests)
+    again = evaluate()
+    assert isinstance(again, SkipReason) and "nothing to do" in again.skip_message

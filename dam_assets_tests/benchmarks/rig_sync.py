@@ -476,9 +476,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     results.notes += [
         f"Median of {args.repeats} pass{'es' if args.repeats > 1 else ''} after an unmeasured"
-        " warm-up (one plain decode and one `load_audio` per file, one `measure`); plain decode"
-        " and `load_audio`, and the files, swap order every other pass; warm page cache. All"
-        " files were generated before any measurement. Load average (1 min) when the run"
+        " warm-up (one plain decode per timed file, one `load_audio` per file, one"
+        " `measure`); plain decode and `load_audio`, and the files, swap order every other pass;"
+        " warm page cache. All files were generated before any measurement. Load average (1 min)"
+        " when the run"
         f" started: {load_at_start:.2f} on {os.cpu_count()} cores (other processes).",
         "Plain PyAV decode: `container.decode(audio stream)`, frames counted and dropped (no"
         " resampling, no NumPy conversion). `measure` ms/min is per minute of the other camera's"
