@@ -9,9 +9,10 @@ timeline (reference_time = other_time + offset_s).
 2. Coarse: the full cross-correlation (FFT) of 10 ms onset-strength envelopes, over the whole
    recordings, not a first-seconds window. Confidence = 1 − second peak / best peak (the second
    peak taken at least 0.5 s away), so an unrelated recording scores near 0.
-3. Fine: in several windows across the overlap, the sample cross-correlation within ±30 ms of
-   the coarse lag, with parabolic interpolation (sub-sample). A line through the window offsets
-   gives the offset at the other recording's start and the clock drift in ppm.
+3. Fine: in several windows across the overlap, the sample cross-correlation within ±100 ms of
+   the coarse lag, then of the previous window's (drift moves the lag along a long take), GCC-PHAT
+   weighted, with parabolic interpolation (sub-sample). A robust line through the window
+   offsets gives the offset at the other recording's start and the clock drift in ppm.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 RATE = 8000  # Hz: 0.125 ms per sample, far below a frame; cheap for hour-long takes
 HOP_S = 0.01
 FINE_WINDOW_S = 8.0
-FINE_SEARCH_S = 0.03
+FINE_SEARCH_S = 0.1  # around the coarse (then the previous window's) lag: 100 ppm × 1000 s
 
 
 @dataclass
@@ -166,10 +167,12 @@ def measure(ref: Audio, other: Audio) -> SyncResult:
     usable = end - start - FINE_WINDOW_S - 2 * FINE_SEARCH_S
     count = int(min(12, max(1, usable // 4))) if usable > 0 else 0
     points: list[tuple[float, float]] = []
+    expected = lag_samples  # follows the windows: drift moves the lag along a long take
     for k in range(count):
         t = start + FINE_SEARCH_S + (usable * k / max(1, count - 1) if count > 1 else usable / 2)
-        lag = _fine_window(ref.samples, other.samples, lag_samples, t)
+        lag = _fine_window(ref.samples, other.samples, expected, t)
         if lag is not None:
+            expected = lag
             centre = t + FINE_WINDOW_S / 2
             points.append((centre, lag / RATE + ref.start_s - other.start_s))
     if not points:
