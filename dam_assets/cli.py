@@ -105,10 +105,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             return EXIT_CRASH
     _say(f"Scanning {len(paths)} path(s)…")
     report = scan(paths, store, settle_seconds=args.settle, progress=progress)
+    rig_checksums: list[str] = []
     if args.rig:
         for root in paths:  # a card offload laid out like the rig's root
             under = [p for p in report.by_path if p == str(root) or p.startswith(f"{root}/")]
             store.registry.set_rig(under, rig.name, str(root if root.is_dir() else root.parent))
+            rig_checksums += [report.by_path[p] for p in under]
     _say(
         f"Found {report.seen} media files ({len(report.checksums)} distinct contents):"
         f" {report.hashed} hashed, {report.renamed} recognised renames,"
@@ -120,6 +122,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         batch_size=args.batch,
         say=_say,
         log_level="INFO" if args.verbose else "ERROR",
+        rig_checksums=list(dict.fromkeys(rig_checksums)),
     )
     store.refresh_catalog()
     error_rows = store.sql(

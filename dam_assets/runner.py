@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from .assets.batch import TRANSIENT
 from .jobs import MEDIA_ASSETS
@@ -58,6 +58,7 @@ def index_partitions(
     say: Callable[[str], None] = print,
     instance: DagsterInstance | None = None,
     log_level: str = "ERROR",
+    rig_checksums: Sequence[str] = (),
 ) -> IndexOutcome:
     """Add missing partitions, then run `index_media` over those not yet materialized. The
     console shows only `log_level` and above; the run's full log is in the instance (UI)."""
@@ -96,11 +97,26 @@ def index_partitions(
             f"    run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} in"
             f" {time.monotonic() - t0:.1f}s; {done}/{len(todo)} files, about {eta:.0f}s left"
         )
+    # `dam ingest --rig`: files indexed before now belong to a rig; new ones just got theirs
+    rig_again = [c for c in rig_checksums if c not in set(outcome.indexed)]
+    if rig_again:
+        ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
+        for batch in contiguous_batches(rig_again, ordered, batch_size):
+            result = job.execute_in_process(
+                instance=instance,
+                tags={**range_tags(batch), "dam/source": "dam ingest --rig"},
+                asset_selection=[AssetKey("capture_segments")],
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+            outcome.runs.append(result.run_id)
+            if not result.success:
+                outcome.failed_runs.append(result.run_id)
     rig_rows = store.sql(
         "SELECT count(*) n FROM capture_segments WHERE list_contains($1, checksum)",
         [list(checksums) or [""]],
     ).to_pylist()[0]["n"]
-    if outcome.indexed and rig_rows:
+    if (outcome.indexed or rig_again) and rig_rows:
         say("grouping camera-rig sessions and syncing audio…")
         result = defs.resolve_job_def("sync_capture_sessions").execute_in_process(
             instance=instance,

@@ -16,6 +16,8 @@ from dam_assets.media.timecode import from_frames, parse_timecode, to_frames, to
 from dam_assets.rigs import load_rigs
 from dam_assets.runner import index_partitions
 
+from .conftest import copy_settled
+
 FRAME = 1 / 25
 RIG_YAML = """
 rigs:
@@ -263,3 +265,19 @@ def test_sensor_requests_sessions_after_rig_segments(
     assert main(["rigs", "sessions", "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["segments"] == 7 and len(listed["sync"]) == 7
+
+
+def test_card_offload_ingested_with_rig(rig_take, instance, store, tmp_path, monkeypatch):
+    from dam_assets.cli import main
+
+    root, clips, _ = rig_take
+    (tmp_path / "rigs.yaml").write_text(RIG_YAML.format(root=root))
+    monkeypatch.setenv("DAM_RIGS", str(tmp_path / "rigs.yaml"))
+    card = tmp_path / "offload" / "card7"
+    copy = copy_settled(clips["B"], card / "camB" / "B001.mp4")  # not under the rig root
+    assert main(["ingest", str(card)]) == 0
+    assert store.sql("SELECT count(*) n FROM capture_segments").to_pylist() == [{"n": 0}]
+    assert main(["ingest", str(card), "--rig", "stage-a"]) == 0
+    [row] = store.sql("SELECT path, rig, camera, role FROM capture_segments").to_pylist()
+    assert row == {"path": str(copy), "rig": "stage-a", "camera": "B", "role": "witness"}
+    assert main(["ingest", str(card), "--rig", "no-such-rig"]) == 1
