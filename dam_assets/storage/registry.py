@@ -7,15 +7,15 @@ Parquet snapshot of it, exported after each change.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+
+from .sqlite import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -74,22 +74,9 @@ class KnownFile:
     last_seen: float
 
 
-class Registry:
+class Registry(SqliteFile):
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            yield con
-        finally:
-            con.close()
+        super().__init__(path, _SCHEMA)
 
     # -- look-ups ----------------------------------------------------------------------------
     def known_files(self, under: Iterable[str] | None = None) -> dict[str, KnownFile]:

@@ -8,10 +8,10 @@ writes its Parquet unit, and `rebuild()` recreates the index from the lake at an
 from __future__ import annotations
 
 import re
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
+
+from .sqlite import SqliteFile
 
 _SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS segments USING fts5(
@@ -21,21 +21,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS segments USING fts5(
 """
 
 
-class TextIndex:
+class TextIndex(SqliteFile):
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            yield con
-        finally:
-            con.close()
+        super().__init__(path, _SCHEMA)
 
     def replace(self, checksum: str, segments: Iterable[dict]) -> None:
         """One transaction: a reader sees the old rows or the new ones, never a mix."""
