@@ -32,17 +32,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import os
-import platform
 import shutil
 import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 
 import lancedb
 import numpy as np
@@ -54,8 +49,20 @@ from PIL import Image
 from dam_assets.media.clip import ClipModel, ClipSettings
 from dam_assets.samples import bars_frame
 from dam_assets.storage.vectors import INDEX_MIN_ROWS, VectorStore, frame_schema
-
-T = TypeVar("T")
+from dam_assets_tests.benchmarks.common import (
+    Results,
+    add_out,
+    check_out,
+    finish,
+    in_turn,
+    log,
+    machine,
+    make_parser,
+    markdown,
+    ms,
+    timed,
+    work_dir,
+)
 
 ARCH = "ViT-B-32"
 FRAME_SIZE = (1280, 720)
@@ -76,43 +83,8 @@ FAST_MS = 50.0  # a brute-force search slower than this is not fast enough
 SLOW_BUILD_S = 180.0
 MODEL_ID = "ViT-B-32/benchmark-random"
 
-_STARTED = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.perf_counter() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
 
 # -- results ------------------------------------------------------------------------------------
-@dataclass
-class Row:
-    step: str
-    result: str
-    baseline: str
-    ratio: str
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, step: str, result: str, baseline: str = "", ratio: str = "") -> None:
-        self.rows.append(Row(step, result, baseline or "—", ratio or "—"))
-        log(f"  {step}: {result}" + (f" | {ratio}" if ratio else ""))
-
-
-def ms(seconds: float) -> str:
-    value = seconds * 1000
-    return f"{value:,.{2 if value < 10 else 1}f} ms"
-
-
 def count(n: int) -> str:
     """10k, 100k, 1M: short row labels."""
     if n >= 1_000_000 and n % 1_000_000 == 0:
@@ -168,8 +140,7 @@ def bench_embedding(work: Path, frames: int, repeats: int, results: Results) -> 
     embed: dict[int, list[float]] = {b: [] for b in BATCHES}
     pre: list[float] = []
     for rep in range(1, repeats + 1):
-        order = BATCHES if rep % 2 else BATCHES[::-1]  # no batch size always goes first
-        for batch in order:
+        for batch in in_turn(BATCHES, rep):  # no batch size always goes first
             log(f"CLIP pass {rep}/{repeats}: embed {frames} frames, batch {batch}")
             seconds, vectors = timed(lambda b=batch: embed_with(b))
             if vectors.shape != (frames, DIM):
@@ -475,36 +446,25 @@ def bench_search(
 
 
 # -- report -------------------------------------------------------------------------------------
-def machine() -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{platform.platform()} ({platform.machine()}), os.cpu_count()={os.cpu_count()},"
-        f" usable cores={usable}, Python {platform.python_version()}, torch {torch.__version__},"
-        f" open_clip {open_clip.__version__}, LanceDB {lancedb.__version__}, numpy"
-        f" {np.__version__}"
-    )
-
-
-def markdown(results: Results, args: argparse.Namespace) -> str:
+def report(results: Results, args: argparse.Namespace) -> str:
     sizes = ",".join(str(n) for n in args.sizes)
-    lines = [
-        "### CLIP embedding and search benchmark",
-        "",
+    versions = (
+        f"torch {torch.__version__}",
+        f"open_clip {open_clip.__version__}",
+        f"LanceDB {lancedb.__version__}",
+        f"numpy {np.__version__}",
+    )
+    intro = [
         f"Embedding: open_clip {ARCH} (random weights) on the CPU, {args.frames} frames of"
         f" {FRAME_SIZE[0]}x{FRAME_SIZE[1]}.",
         f"Search: {', '.join(count(n) for n in args.sizes)} random unit {DIM}-d vectors in"
         f" LanceDB, limit {LIMIT}, {QUERIES} queries.",
-        f"Machine: {machine()}.",
+        f"Machine: {machine(*versions)}.",
         f"Command: `python -m dam_assets_tests.benchmarks.clip_search --sizes {sizes}"
         f" --frames {args.frames} --repeats {args.repeats}"
         f" --max-index-rows {args.max_index_rows}`",
-        "",
-        "| Step | Result | Baseline (same run) | Ratio |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {r.step} | {r.result} | {r.baseline} | {r.ratio} |" for r in results.rows]
-    lines += ["", *(f"- {note}" for note in results.notes)]
-    return "\n".join(lines)
+    return markdown("CLIP embedding and search benchmark", intro, results)
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -520,10 +480,7 @@ def parse_sizes(text: str) -> tuple[int, ...]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m dam_assets_tests.benchmarks.clip_search",
-        description=__doc__.split("\n")[0],
-    )
+    parser = make_parser("clip_search", __doc__)
     default_sizes = ",".join(str(n) for n in SIZES)
     parser.add_argument(
         "--sizes",
@@ -547,9 +504,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-embedding", action="store_true", help="search benchmarks only (no CLIP model)"
     )
-    parser.add_argument(
-        "--out", type=Path, help="keep the work folder here (new or empty); default: temp"
-    )
+    add_out(parser, "keep the work folder here (new or empty); default: temp")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = QUICK_SIZES
@@ -557,30 +512,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--frames must be at least 1")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
-        parser.error(f"--out {args.out} is not empty")
+    check_out(parser, args.out)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        work = args.out.resolve()
-    else:
-        work = Path(tempfile.mkdtemp(prefix="dam-bench-")).resolve()
-    log(f"working in {work}")
     results = Results()
-    try:
+    with work_dir(args.out) as work:
         if not args.skip_embedding:
             bench_embedding(work, args.frames, args.repeats, results)
         bench_search(args.sizes, work, args.max_index_rows, results)
-    finally:
-        if args.out is None:
-            shutil.rmtree(work, ignore_errors=True)
-    log(f"done in {time.perf_counter() - _STARTED:.0f} s")
-    print(markdown(results, args), flush=True)
-    return 0
+    return finish(report(results, args))
 
 
 if __name__ == "__main__":

@@ -17,20 +17,14 @@ module: pytest collects nothing here.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import platform
 import re
-import shutil
 import statistics
 import sys
-import tempfile
-import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import av
 import dagster
@@ -44,8 +38,20 @@ from dam_assets.media.thumbnails import video_thumbnails
 from dam_assets.runner import IndexOutcome, index_partitions
 from dam_assets.samples import age, make_video
 from dam_assets.storage import Store
-
-T = TypeVar("T")
+from dam_assets_tests.benchmarks.common import (
+    Results,
+    add_out,
+    check_out,
+    environ,
+    finish,
+    log,
+    machine,
+    make_parser,
+    markdown,
+    ms,
+    timed,
+    work_dir,
+)
 
 SIZE = (1280, 720)
 FPS = 25
@@ -54,33 +60,6 @@ DAGSTER_FILES = 50
 REPEATS = 3  # passes of the quick steps (read, scan, hash, tick, probe); the median counts
 FILES_PER_FOLDER = 10
 MB = 1e6
-
-_STARTED = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.perf_counter() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
-@contextlib.contextmanager
-def environ(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then put back what was there."""
-    before = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # -- the library --------------------------------------------------------------------------------
@@ -149,27 +128,8 @@ def read_all(paths: Sequence[Path]) -> int:
 
 
 # -- results ------------------------------------------------------------------------------------
-@dataclass
-class Row:
-    step: str
-    result: str
-    baseline: str
-    ratio: str
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, step: str, result: str, baseline: str = "", ratio: str = "") -> None:
-        self.rows.append(Row(step, result, baseline or "—", ratio or "—"))
-        log(f"  {step}: {result}" + (f" | {ratio}" if ratio else ""))
-
-
 def per_file_ms(seconds: float, files: int) -> str:
-    ms = seconds / files * 1000
-    return f"{ms:,.{2 if ms < 10 else 1}f} ms/file"
+    return f"{ms(seconds / files)}/file"
 
 
 def rate(seconds: float, files: int, nbytes: int | None = None) -> str:
@@ -332,6 +292,14 @@ def bench_dagster(lib: Library, work: Path, results: Results) -> None:
     """Step 5: the same files as one batched run and as one run per file."""
     n = min(len(lib.paths), DAGSTER_FILES)
     subset = lib.paths[:n]
+    if not os.environ.get("DAM_CLIP_PRETRAINED"):
+        # No CLIP weights can be downloaded here: the run's embedding step uses a tiny
+        # random-weight model (set before the definitions are imported, as the code version
+        # includes the model id).
+        from dam_assets.media.clip import write_tiny_model
+
+        config, weights = write_tiny_model(work / "tiny_clip")
+        os.environ["DAM_CLIP_MODEL"], os.environ["DAM_CLIP_PRETRAINED"] = str(config), str(weights)
     log("dagster: warm-up run (imports, definitions; not measured)")
     index_once(lib, subset[:1], 1, work / "dagster_warmup", "warm-up")
     log(f"dagster: {n} files in one run")
@@ -351,56 +319,36 @@ def bench_dagster(lib: Library, work: Path, results: Results) -> None:
     overhead = f"{(single_s - batch_s) / (n - 1):.3f} s/run" if n > 1 else "n/a (one file)"
     results.add("Dagster cost of one extra run", overhead, "(one-per-file − batched) / (n − 1)")
     results.notes.append(
-        "Dagster: probe + thumbnails assets in-process (`execute_in_process`), each mode on a"
-        " fresh instance and DAM_DATA_DIR after an unmeasured warm-up run."
+        "Dagster: every per-file asset and its checks in-process (`execute_in_process`), each"
+        " mode on a fresh instance and DAM_DATA_DIR after an unmeasured warm-up run."
     )
 
 
 # -- report -------------------------------------------------------------------------------------
-def machine() -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{platform.platform()} ({platform.machine()}), os.cpu_count()={os.cpu_count()},"
-        f" usable cores={usable}, Python {platform.python_version()}, Dagster"
-        f" {dagster.__version__}, PyAV {av.__version__}"
-    )
-
-
-def markdown(results: Results, lib: Library, args: argparse.Namespace) -> str:
+def report(results: Results, lib: Library, args: argparse.Namespace) -> str:
     mb = lib.total_bytes / MB
-    lines = [
-        "### Foundation benchmark",
-        "",
+    versions = (f"Dagster {dagster.__version__}", f"PyAV {av.__version__}")
+    intro = [
         f"Library: {len(lib.paths)} clips × {lib.seconds:g} s, {SIZE[0]}x{SIZE[1]} H.264/AAC,"
         f" {FPS} fps, one keyframe a second, {mb:,.0f} MB in all.",
-        f"Machine: {machine()}.",
+        f"Machine: {machine(*versions)}.",
         f"Command: `python -m dam_assets_tests.benchmarks.foundation --files {args.files}"
         f" --seconds {args.seconds:g}`",
-        "",
-        "| Step | Result | Baseline (same run) | Ratio |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {r.step} | {r.result} | {r.baseline} | {r.ratio} |" for r in results.rows]
-    lines += ["", *(f"- {note}" for note in results.notes)]
-    return "\n".join(lines)
+    return markdown("Foundation benchmark", intro, results)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m dam_assets_tests.benchmarks.foundation", description=__doc__.split("\n")[0]
-    )
+    parser = make_parser("foundation", __doc__)
     parser.add_argument("--files", type=int, default=60, help="clips in the library (60)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each clip (10)")
-    parser.add_argument(
-        "--out", type=Path, help="keep everything in this (new or empty) folder; default: temp"
-    )
+    add_out(parser, "keep everything in this (new or empty) folder; default: temp")
     args = parser.parse_args(argv)
     if args.files < 1:
         parser.error("--files must be at least 1")
     if args.seconds < 2:
         parser.error("--seconds must be at least 2")
-    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
-        parser.error(f"--out {args.out} is not empty")
+    check_out(parser, args.out)
     return args
 
 
@@ -410,13 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         category = getattr(dagster, name, None)
         if category is not None:
             warnings.filterwarnings("ignore", category=category)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        work = args.out.resolve()
-    else:
-        work = Path(tempfile.mkdtemp(prefix="dam-bench-")).resolve()
-    log(f"working in {work}")
-    try:
+    with work_dir(args.out) as work:
         log(f"generating {args.files} clips of {args.seconds:g} s (setup, not a result)")
         gen_s, lib = timed(lambda: make_library(work, args.files, args.seconds))
         log(f"generated {lib.total_bytes / MB:,.0f} MB in {gen_s:.1f} s")
@@ -426,12 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         durations = bench_probe(lib, results, read_s)
         bench_thumbnails(lib, durations, work, results)
         bench_dagster(lib, work, results)
-    finally:
-        if args.out is None:
-            shutil.rmtree(work, ignore_errors=True)
-    log(f"done in {time.perf_counter() - _STARTED:.0f} s")
-    print(markdown(results, lib, args), flush=True)
-    return 0
+    return finish(report(results, lib, args))
 
 
 if __name__ == "__main__":

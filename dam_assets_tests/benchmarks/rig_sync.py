@@ -30,25 +30,33 @@ import argparse
 import functools
 import multiprocessing
 import os
-import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import av
 import numpy as np
 
 from dam_assets.media.audio_sync import RATE, Audio, SyncResult, load_audio, measure
 from dam_assets.samples import clap_track, make_rig_clip
-
-T = TypeVar("T")
+from dam_assets_tests.benchmarks.common import (
+    Results,
+    add_out,
+    check_out,
+    finish,
+    in_turn,
+    log,
+    machine,
+    make_parser,
+    markdown,
+    timed,
+    usable_cores,
+    work_dir,
+)
 
 MINUTES = (1.0, 5.0, 15.0)
 QUICK_MINUTES = (1.0, 5.0)
@@ -77,18 +85,6 @@ CASES = (
     Case("d100", "48 kHz, 100 ppm fast", 3.5, 48000, 100.0),
 )
 TIMED_RATES = ("b48", "c441")  # load_audio per camera rate; drift changes nothing in the cost
-
-_STARTED = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.perf_counter() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 # -- generation (worker processes; setup, not a result) -----------------------------------------
@@ -224,14 +220,6 @@ def load(path: Path) -> Audio:
 
 
 @dataclass
-class Row:
-    step: str
-    result: str
-    baseline: str
-    ratio: str
-
-
-@dataclass
 class Accuracy:
     take: str
     case: str
@@ -241,21 +229,17 @@ class Accuracy:
 
 
 @dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    accuracy: list[Accuracy] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+class SyncResults(Results):
+    """The shared step table plus the accuracy rows, which get a table of their own."""
 
-    def add(self, step: str, result: str, baseline: str = "", ratio: str = "") -> None:
-        self.rows.append(Row(step, result, baseline or "—", ratio or "—"))
-        log(f"  {step}: {result}" + (f" | {ratio}" if ratio else ""))
+    accuracy: list[Accuracy] = field(default_factory=list)
 
 
 def per_min(seconds: float, audio_s: float) -> str:
     return f"{seconds / (audio_s / 60) * 1000:,.1f} ms/min ({audio_s / seconds:,.0f}× real time)"
 
 
-def bench_take(take: Take, repeats: int, results: Results) -> None:
+def bench_take(take: Take, repeats: int, results: SyncResults) -> None:
     files = {"hero": take.hero, **take.others, "unrelated": take.unrelated}
     rates = {"hero": MASTER_RATE} | {c.key: c.rate for c in CASES}
     timed_files = {k: files[k] for k in ("hero", *TIMED_RATES)}
@@ -270,20 +254,20 @@ def bench_take(take: Take, repeats: int, results: Results) -> None:
     found: dict[str, SyncResult] = {}
     for rep in range(1, repeats + 1):
         log(f"{take.label} pass {rep}/{repeats}: plain decode, load_audio, measure")
-        flip = rep % 2 == 0  # every other pass the other way round: no side always goes first
-        for key in reversed(timed_files) if flip else timed_files:
+        # every other pass the other way round: no side always goes first
+        for key in in_turn(timed_files, rep):
             path = timed_files[key]
             runs: dict[str, Callable[[], object]] = {
                 "plain": lambda p=path: plain_decode(p),
                 "load": lambda p=path: load(p),
             }
-            for kind in sorted(runs, reverse=flip):
+            for kind in in_turn(sorted(runs), rep):
                 seconds, out = timed(runs[kind])
                 (plain if kind == "plain" else loads)[key].append(seconds)
                 if kind == "load":
                     assert isinstance(out, Audio)
                     audio[key] = out
-        for key in reversed(syncs) if flip else syncs:
+        for key in in_turn(syncs, rep):
             seconds, found[key] = timed(lambda k=key: measure(audio["hero"], audio[k]))
             syncs[key].append(seconds)
 
@@ -336,16 +320,6 @@ def bench_take(take: Take, repeats: int, results: Results) -> None:
 
 
 # -- report -------------------------------------------------------------------------------------
-def machine() -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    ffmpeg = ".".join(str(v) for v in av.library_versions.get("libavcodec", ()))
-    return (
-        f"{platform.platform()} ({platform.machine()}), os.cpu_count()={os.cpu_count()},"
-        f" usable cores={usable}, Python {platform.python_version()}, PyAV {av.__version__}"
-        f" (libavcodec {ffmpeg}), NumPy {np.__version__}"
-    )
-
-
 def accuracy_row(acc: Accuracy) -> str:
     r = acc.result
     drift = "—" if r.drift_ppm is None else f"{r.drift_ppm:+.2f}"
@@ -369,33 +343,28 @@ def accuracy_row(acc: Accuracy) -> str:
     )
 
 
-def markdown(results: Results, args: argparse.Namespace) -> str:
+def report(results: SyncResults, args: argparse.Namespace) -> str:
     minutes = ",".join(f"{m:g}" for m in args.minutes)
     cases = "; ".join(f"{c.label} starting {c.start_s:g} s after the hero" for c in CASES)
-    lines = [
-        "### Multi-camera audio sync benchmark",
-        "",
+    ffmpeg = ".".join(str(v) for v in av.library_versions.get("libavcodec", ()))
+    versions = (f"PyAV {av.__version__} (libavcodec {ffmpeg})", f"NumPy {np.__version__}")
+    intro = [
         f"Takes of {minutes} min: generated {SIZE[0]}x{SIZE[1]} H.264 + AAC stereo camera files"
         f" ({FPS} fps) that heard one `clap_track` sound stage. Hero: 48 kHz, from 0 s, take +"
         f" {HERO_EXTRA_S:g} s. Others (take length): {cases}. Unrelated clip: another seed.",
-        f"Machine: {machine()}.",
+        f"Machine: {machine(*versions)}.",
         f"Command: `python -m dam_assets_tests.benchmarks.rig_sync --minutes {minutes}"
         f" --repeats {args.repeats}`",
-        "",
-        "| Step | Result | Baseline (same run) | Ratio |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {r.step} | {r.result} | {r.baseline} | {r.ratio} |" for r in results.rows]
-    lines += [
+    accuracy = [
         "",
         "| Take | Other camera | Truth offset (s) | Measured (s) | Error (ms) |"
         f" Error (frames @ {FPS}) | Truth drift (ppm) | Measured drift (ppm) |"
         " Drift error (ppm) | Confidence | Fine windows |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
+        *(accuracy_row(acc) for acc in results.accuracy),
     ]
-    lines += [accuracy_row(acc) for acc in results.accuracy]
-    lines += ["", *(f"- {note}" for note in results.notes)]
-    return "\n".join(lines)
+    return markdown("Multi-camera audio sync benchmark", intro, results, accuracy)
 
 
 def parse_minutes(text: str) -> tuple[float, ...]:
@@ -409,10 +378,7 @@ def parse_minutes(text: str) -> tuple[float, ...]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m dam_assets_tests.benchmarks.rig_sync",
-        description=__doc__.split("\n")[0],
-    )
+    parser = make_parser("rig_sync", __doc__)
     default = ",".join(f"{m:g}" for m in MINUTES)
     parser.add_argument(
         "--minutes",
@@ -426,16 +392,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"takes of {','.join(f'{m:g}' for m in QUICK_MINUTES)} min only (overrides --minutes)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; median (3)")
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     parser.add_argument(
         "--jobs",
         type=int,
         default=usable or 1,
         help=f"processes generating the files (usable cores, {usable})",
     )
-    parser.add_argument(
-        "--out", type=Path, help="keep the generated files here (new or empty); default: temp"
-    )
+    add_out(parser, "keep the generated files here (new or empty); default: temp")
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes = QUICK_MINUTES
@@ -443,22 +407,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--repeats must be at least 1")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
-    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
-        parser.error(f"--out {args.out} is not empty")
+    check_out(parser, args.out)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load_at_start = os.getloadavg()[0]
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        work = args.out.resolve()
-    else:
-        work = Path(tempfile.mkdtemp(prefix="dam-bench-")).resolve()
-    log(f"working in {work}")
-    results = Results()
-    try:
+    results = SyncResults()
+    with work_dir(args.out) as work:
         takes, jobs = plan(work, args.minutes)
         audio_min = sum(j.seconds for j in jobs) / 60
         log(
@@ -471,9 +428,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"cut the shorter takes from the longest in {cut_s:.1f} s")
         for take in sorted(takes, key=lambda t: t.minutes):
             bench_take(take, args.repeats, results)
-    finally:
-        if args.out is None:
-            shutil.rmtree(work, ignore_errors=True)
     results.notes += [
         f"Median of {args.repeats} pass{'es' if args.repeats > 1 else ''} after an unmeasured"
         " warm-up (one plain decode per timed file, one `load_audio` per file, one"
@@ -494,9 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" ({gen_cpu:.0f} s summed; AAC encoding dominates); the shorter takes are their first"
         f" minutes, cut by stream copy in {cut_s:.1f} s.",
     ]
-    log(f"done in {time.perf_counter() - _STARTED:.0f} s")
-    print(markdown(results, args), flush=True)
-    return 0
+    return finish(report(results, args))
 
 
 if __name__ == "__main__":

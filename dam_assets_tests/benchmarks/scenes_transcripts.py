@@ -25,17 +25,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import re
-import shutil
 import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import av
 import av.logging
@@ -60,8 +56,21 @@ from dam_assets.media.transcribe import (
     transcribe,
 )
 from dam_assets.samples import make_cut_video, make_speech_video
+from dam_assets_tests.benchmarks.common import (
+    Results,
+    add_out,
+    check_out,
+    elapsed,
+    finish,
+    in_turn,
+    log,
+    machine,
+    make_parser,
+    markdown,
+    timed,
+    work_dir,
+)
 
-T = TypeVar("T")
 Backend = Literal["pyav", "opencv"]
 
 SIZES = ((1280, 720), (1920, 1080))
@@ -82,18 +91,6 @@ SPEECH = (
     " the old library, where the new exhibition about the history of the town opens next week."
 )
 
-_STARTED = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.perf_counter() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
 
 @contextlib.contextmanager
 def quiet_ffmpeg() -> Iterator[None]:
@@ -107,24 +104,6 @@ def quiet_ffmpeg() -> Iterator[None]:
 
 
 # -- results ------------------------------------------------------------------------------------
-@dataclass
-class Row:
-    step: str
-    result: str
-    baseline: str
-    ratio: str
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, step: str, result: str, baseline: str = "", ratio: str = "") -> None:
-        self.rows.append(Row(step, result, baseline or "—", ratio or "—"))
-        log(f"  {step}: {result}" + (f" | {ratio}" if ratio else ""))
-
-
 def fps_rt(seconds: float, frames: int) -> str:
     return f"{frames / seconds:,.0f} fps, {frames / FPS / seconds:,.1f}× real time"
 
@@ -174,14 +153,13 @@ def bench_scenes(clip: Clip, work: Path, repeats: int, results: Results) -> None
         if count != clip.frames:
             raise RuntimeError(f"decode_all gave {count} frames, expected {clip.frames}")
         decode.append(seconds)
-        flip = rep % 2 == 0  # every other pass runs in reverse order: no side gets to go first
-        for backend in BACKENDS[::-1] if flip else BACKENDS:
+        for backend in in_turn(BACKENDS, rep):  # every other pass in reverse: no side goes first
             runs: dict[str, Callable[[], object]] = {
                 "ours": lambda b=backend: detect_scenes(clip.path, SceneSettings(backend=b)),
                 "plain": lambda b=backend: plain_detect(clip.path, b),
             }
             out: dict[str, object] = {}
-            for kind in sorted(runs, reverse=flip):
+            for kind in in_turn(sorted(runs), rep):
                 seconds, out[kind] = timed(runs[kind])
                 times[kind][backend].append(seconds)
             found, reference = out["ours"], out["plain"]
@@ -308,88 +286,61 @@ def bench_transcripts(speech: Path, work: Path, repeats: int, results: Results) 
 
 
 # -- report -------------------------------------------------------------------------------------
-def machine() -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{platform.platform()} ({platform.machine()}), os.cpu_count()={os.cpu_count()},"
-        f" usable cores={usable}, Python {platform.python_version()}, PySceneDetect"
-        f" {scenedetect.__version__}, PyAV {av.__version__}, OpenCV {cv2.__version__},"
-        f" faster-whisper {faster_whisper.__version__}, CTranslate2 {ctranslate2.__version__}"
-    )
-
-
-def markdown(results: Results, args: argparse.Namespace, speech_s: float) -> str:
+def report(results: Results, args: argparse.Namespace, speech_s: float) -> str:
     sizes = " and ".join(f"{w}x{h}" for w, h in SIZES)
-    lines = [
-        "### Scenes and transcripts benchmark",
-        "",
+    versions = (
+        f"PySceneDetect {scenedetect.__version__}",
+        f"PyAV {av.__version__}",
+        f"OpenCV {cv2.__version__}",
+        f"faster-whisper {faster_whisper.__version__}",
+        f"CTranslate2 {ctranslate2.__version__}",
+    )
+    intro = [
         f"Scenes: {sizes} H.264 clips, {args.frames} frames at {FPS} fps"
         f" ({args.frames / FPS:g} s), a hard cut every {SHOT} frames; `SceneSettings()` defaults"
         " (content detector, threshold 27) with each backend.",
         f"Transcripts: {speech_s:.1f} s of espeak-ng speech ({len(words(SPEECH))} words) in an"
         " H.264/AAC clip.",
-        f"Machine: {machine()}.",
+        f"Machine: {machine(*versions)}.",
         "Command: `python -m dam_assets_tests.benchmarks.scenes_transcripts"
         f" --repeats {args.repeats} --frames {args.frames}`",
-        "",
-        "| Step | Result | Baseline (same run) | Ratio |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {r.step} | {r.result} | {r.baseline} | {r.ratio} |" for r in results.rows]
-    lines += ["", *(f"- {note}" for note in results.notes)]
-    return "\n".join(lines)
+    return markdown("Scenes and transcripts benchmark", intro, results)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m dam_assets_tests.benchmarks.scenes_transcripts",
-        description=__doc__.split("\n")[0],
-    )
+    parser = make_parser("scenes_transcripts", __doc__)
     parser.add_argument("--repeats", type=int, default=5, help="timed passes; median (5)")
     parser.add_argument(
         "--frames", type=int, default=FRAMES, help=f"frames per cut clip ({FRAMES})"
     )
-    parser.add_argument(
-        "--out", type=Path, help="keep everything in this (new or empty) folder; default: temp"
-    )
+    add_out(parser, "keep everything in this (new or empty) folder; default: temp")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.frames < 2 * SHOT:
         parser.error(f"--frames must be at least {2 * SHOT} (one cut)")
-    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
-        parser.error(f"--out {args.out} is not empty")
+    check_out(parser, args.out)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        work = args.out.resolve()
-    else:
-        work = Path(tempfile.mkdtemp(prefix="dam-bench-")).resolve()
-    log(f"working in {work}")
     results = Results()
-    try:
+    with work_dir(args.out) as work:
         log("generating the cut clips and the speech clip (setup, not a result)")
         gen_s, clips = timed(lambda: make_clips(work, args.frames))
         speech = make_speech_video(work / "speech.mp4", SPEECH)
-        log(f"generated in {time.perf_counter() - _STARTED:.1f} s (cut clips {gen_s:.1f} s)")
+        log(f"generated in {elapsed():.1f} s (cut clips {gen_s:.1f} s)")
         for clip in clips:
             bench_scenes(clip, work, args.repeats, results)
         bench_transcripts(speech, work, args.repeats, results)
         speech_s = len(load_audio(speech)) / SAMPLE_RATE
-    finally:
-        if args.out is None:
-            shutil.rmtree(work, ignore_errors=True)
     results.notes.append(
         f"Median of {args.repeats} passes after an unmeasured warm-up; ours and plain, and"
         " the two backends, swap order every other pass; warm page cache."
     )
-    log(f"done in {time.perf_counter() - _STARTED:.0f} s")
-    print(markdown(results, args, speech_s), flush=True)
-    return 0
+    return finish(report(results, args, speech_s))
 
 
 if __name__ == "__main__":
