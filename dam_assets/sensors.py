@@ -4,8 +4,10 @@ import json
 
 from dagster import (
     AssetKey,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -18,6 +20,13 @@ from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .resources import DamStorage, MediaDiscovery
 from .rigs import load_rigs
 from .runs import range_tags
+
+OUTSTANDING = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
 
 
 def batched(items: list[str], size: int) -> list[list[str]]:
@@ -36,6 +45,14 @@ def media_storage_sensor(
 ) -> SensorResult | SkipReason:
     store = storage.store()
     cursor = json.loads(context.cursor) if context.cursor else {}
+    outstanding = context.instance.get_runs_count(
+        RunsFilter(job_name=index_media_job.name, statuses=OUTSTANDING)
+    )
+    if outstanding >= discovery.max_outstanding_runs:
+        return SkipReason(
+            f"{outstanding} index runs queued or running (limit {discovery.max_outstanding_runs});"
+            " new files wait for the next tick"
+        )
     roots = discovery.roots() + [r.root for r in load_rigs().rigs if r.root.is_dir()]
     report = scan(
         roots,

@@ -100,3 +100,47 @@ def test_full_disk_fails_cleanly(store, monkeypatch):
     monkeypatch.undo()
     assert store.lake.read_units("thumbnails", [ck]).num_rows == 1
     assert list(store.lake.table_dir("thumbnails").rglob("*.tmp")) == []
+
+
+def _writer(root: str, prefix: str, count: int) -> None:
+    from dam_assets.storage.lake import Lake
+    from dam_assets.storage.schemas import THUMBNAILS, rows_to_table
+
+    lake = Lake(root)
+    for i in range(count):
+        key = f"{prefix}{i:062x}"
+        rows = [{"checksum": key, "kind": "tile", "time_s": float(t)} for t in range(3)]
+        lake.write_unit("thumbnails", key, rows_to_table(THUMBNAILS, rows))
+        if i % 10 == 0:  # and rewrite an earlier one: replaced, never duplicated
+            first = f"{prefix}{0:062x}"
+            again = [{**r, "checksum": first} for r in rows]
+            lake.write_unit("thumbnails", first, rows_to_table(THUMBNAILS, again))
+
+
+def _compactor(root: str, rounds: int) -> None:
+    from dam_assets.storage.lake import Lake
+
+    lake = Lake(root)
+    for _ in range(rounds):
+        lake.compact("thumbnails")
+        time.sleep(0.01)
+
+
+def test_concurrent_writers_and_compaction_all_land(store):
+    import multiprocessing
+
+    store.refresh_catalog()
+    ctx = multiprocessing.get_context("fork")
+    root = str(store.lake.root)
+    procs = [ctx.Process(target=_writer, args=(root, p, 60)) for p in ("aa", "ab")]
+    procs.append(ctx.Process(target=_compactor, args=(root, 30)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    counts = store.sql("SELECT checksum, count(*) n FROM thumbnails GROUP BY ALL").to_pylist()
+    assert len(counts) == 120 and {c["n"] for c in counts} == {3}
+    store.lake.compact("thumbnails")
+    assert store.sql("SELECT count(*) n FROM thumbnails").to_pylist() == [{"n": 360}]
+    assert list(store.lake.table_dir("thumbnails").rglob("*.tmp")) == []

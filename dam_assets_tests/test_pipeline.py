@@ -252,3 +252,21 @@ def test_nightly_reruns_what_is_missing_then_nothing(instance, store, watched, d
     assert all(job.execute_in_process(instance=instance, tags=r.tags).success for r in requests)
     again = evaluate()
     assert isinstance(again, SkipReason) and "nothing to do" in again.skip_message
+
+
+def test_sensor_waits_while_runs_are_outstanding(instance, data_dir, watched):
+    from dagster import DagsterRunStatus
+
+    result, _ = _tick(instance, data_dir, watched, max_outstanding_runs=1)
+    assert isinstance(result, SensorResult)
+    job = defs.resolve_job_def("index_media")
+    instance.add_dynamic_partitions(
+        MEDIA_PARTITIONS_NAME, list(result.dynamic_partitions_requests[0].partition_keys)
+    )
+    for _ in range(1):  # one run still going
+        instance.create_run_for_job(
+            job_def=job, status=DagsterRunStatus.STARTED, tags=result.run_requests[0].tags
+        )
+    copy_settled(watched / "h264" / "bars_h264.mp4", watched / "new" / "again.mp4")
+    waiting, _ = _tick(instance, data_dir, watched, cursor=result.cursor, max_outstanding_runs=1)
+    assert isinstance(waiting, SkipReason) and "queued or running" in waiting.skip_message

@@ -26,6 +26,11 @@ class MediaDiscovery(ConfigurableResource):
     max_new_per_tick: int = Field(
         default=1000, description="Most new partitions one tick adds; the rest wait a tick."
     )
+    max_outstanding_runs: int = Field(
+        default=8,
+        description="Request no new runs while this many index runs are queued or running:"
+        " a big ingest waits in the folder, not as thousands of queued runs.",
+    )
     hash_budget_seconds: float = Field(
         default=30.0,
         description="Stop hashing after this long in one tick (ticks must end within 60 s);"

@@ -82,6 +82,12 @@ class Lake:
         """Replace the rows of one partition (zero rows is a valid, replacing write)."""
         spec = TABLES[table]
         data = _conform(data, spec.schema)
+        if (
+            spec.compactable
+            and data.num_rows
+            and not pc.all(pc.equal(data["checksum"], key)).as_py()
+        ):
+            raise ValueError(f"{table}: unit {key} holds rows of other checksums")
         path = self.unit_path(table, key)
         with self._lock(table, exclusive=False):
             _atomic_write(data, path)
