@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from .assets.batch import TRANSIENT
 from .jobs import MEDIA_ASSETS
@@ -49,6 +49,47 @@ def unindexed(
         )
         todo.update(k for k in checksums if getattr(status.get(k), "value", None) != "MATERIALIZED")
     return [k for k in checksums if k in todo]
+
+
+def current_code_version(assets_def) -> str | None:
+    return assets_def.code_versions_by_key.get(assets_def.key)
+
+
+def outdated_partitions(instance: DagsterInstance, assets_def, keys: Sequence[str]) -> list[str]:
+    """Partitions whose latest materialization was made by another code version of the asset
+    (changed code, model or parameters: the version embeds them). Reads the event log once,
+    in pages, oldest first, so later materializations win."""
+    current = current_code_version(assets_def)
+    latest: dict[str, str | None] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=assets_def.key),
+            limit=5000,
+            cursor=cursor,
+            ascending=True,
+        )
+        for record in page.records:
+            tags = record.asset_materialization.tags or {} if record.asset_materialization else {}
+            latest[record.partition_key] = tags.get("dagster/code_version")
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    wanted = set(keys)
+    return [k for k, v in latest.items() if k in wanted and v != current]
+
+
+def downstream_media_assets(assets_def) -> list:
+    """The asset and every per-file asset that depends on it, in job order."""
+    chosen = {assets_def.key}
+    changed = True
+    while changed:
+        changed = False
+        for other in MEDIA_ASSETS:
+            if other.key not in chosen and other.dependency_keys & chosen:
+                chosen.add(other.key)
+                changed = True
+    return [a for a in MEDIA_ASSETS if a.key in chosen]
 
 
 def index_partitions(

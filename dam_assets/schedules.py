@@ -13,10 +13,10 @@ from dagster import (
     schedule,
 )
 
-from .jobs import index_media_job, maintain_lake
+from .jobs import MEDIA_ASSETS, index_media_job, maintain_lake
 from .partitions import MEDIA_PARTITIONS_NAME
 from .resources import DamStorage
-from .runner import unindexed
+from .runner import downstream_media_assets, outdated_partitions, unindexed
 from .runs import contiguous_batches, range_tags
 
 NIGHTLY_BATCH = 50
@@ -37,23 +37,41 @@ def _local_timezone() -> str:
     job=index_media_job,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Re-runs, in batches, every partition some asset has not materialized (new,"
-    " failed, killed) or could not read (share offline, permission). With nothing to do it"
-    " requests nothing. Rig sessions follow through the sensor; compaction runs at 03:30.",
+    " failed, killed) or could not read (share offline, permission), and re-materializes"
+    " partitions made by an older code version of an asset (that asset and its dependents)."
+    " With nothing to do it requests nothing. Compaction runs at 03:30.",
 )
 def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
     store = storage.store()
     store.refresh_catalog()
     keys = list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
     todo = unindexed(context.instance, keys, store) if keys else []
-    if not todo:
-        return SkipReason(f"all {len(keys)} partitions are materialized; nothing to do")
     day = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%d")
-    return [
+    requests = [
         RunRequest(
             run_key=f"nightly-{day}-{i}", tags={**range_tags(batch), "dam/source": "nightly"}
         )
         for i, batch in enumerate(contiguous_batches(todo, keys, NIGHTLY_BATCH))
     ]
+    # Made by an older code version (code, model or parameters changed): re-run exactly that
+    # asset and what depends on it, for those partitions.
+    pending = set(todo)
+    for assets_def in MEDIA_ASSETS:
+        outdated = [
+            k for k in outdated_partitions(context.instance, assets_def, keys) if k not in pending
+        ]
+        selection = [a.key for a in downstream_media_assets(assets_def)]
+        for i, batch in enumerate(contiguous_batches(outdated, keys, NIGHTLY_BATCH)):
+            requests.append(
+                RunRequest(
+                    run_key=f"nightly-{day}-{assets_def.key.to_python_identifier()}-{i}",
+                    asset_selection=selection,
+                    tags={**range_tags(batch), "dam/source": "nightly", "dam/outdated": "1"},
+                )
+            )
+    if not requests:
+        return SkipReason(f"all {len(keys)} partitions are materialized and current")
+    return requests
 
 
 # Compaction after the nightly re-runs. Views read units and segments alike, so compaction is

@@ -229,7 +229,9 @@ def test_asset_checks_pass_then_name_the_broken_partition(instance, store, watch
     assert not failing.passed and failing.metadata["partitions"].value == poster["checksum"]
 
 
-def test_nightly_reruns_what_is_missing_then_nothing(instance, store, watched, data_dir):
+def test_nightly_reruns_what_is_missing_then_nothing(
+    instance, store, watched, data_dir, monkeypatch
+):
     from datetime import UTC, datetime
 
     from dagster import build_schedule_context
@@ -251,7 +253,33 @@ def test_nightly_reruns_what_is_missing_then_nothing(instance, store, watched, d
     job = defs.resolve_job_def("index_media")
     assert all(job.execute_in_process(instance=instance, tags=r.tags).success for r in requests)
     again = evaluate()
-    assert isinstance(again, SkipReason) and "nothing to do" in again.skip_message
+    assert isinstance(again, SkipReason) and "current" in again.skip_message
+
+    # A new version of `scenes` (its code, or its detector settings): exactly scenes and what
+    # depends on it (clip_embeddings) are re-run, for every partition.
+    from dam_assets import runner
+
+    real = runner.current_code_version
+    monkeypatch.setattr(
+        runner,
+        "current_code_version",
+        lambda a: "scenes-2" if a.key.to_user_string() == "scenes" else real(a),
+    )
+    [request] = evaluate()
+    assert sorted(k.to_user_string() for k in request.asset_selection) == [
+        "clip_embeddings",
+        "scenes",
+    ]
+    assert len(_range(request, report.checksums)) == 6
+    rerun = job.execute_in_process(
+        instance=instance, tags=request.tags, asset_selection=request.asset_selection
+    )
+    assert {e.asset_key.to_user_string() for e in rerun.get_asset_materialization_events()} == {
+        "scenes",
+        "clip_embeddings",
+    }
+    monkeypatch.setattr(runner, "current_code_version", real)
+    assert isinstance(evaluate(), SkipReason)
 
 
 def test_sensor_waits_while_runs_are_outstanding(instance, data_dir, watched):
