@@ -118,3 +118,24 @@ def test_parsers():
     assert parse_datetime("2024:05:06 07:08:09") == datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
     assert parse_datetime("1904-01-01T00:00:00Z") is None
     assert parse_datetime("2020-01-02T03:04:05+02:00").utcoffset().total_seconds() == 7200
+
+
+def test_anamorphic_display_size(tmp_path):
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "hdv_like.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 96, 72, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(4, 3)  # 1440x1080 shown as 1920x1080
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(mf.bars_frame(96, 72, i), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    f = probe_file(path).file
+    assert (f["width"], f["height"]) == (96, 72)
+    assert (f["display_width"], f["display_height"]) == (128, 72)

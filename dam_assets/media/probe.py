@@ -330,6 +330,10 @@ def probe_file(path: str | Path) -> ProbeResult:
     width = main_video["width"] if main_video else None
     height = main_video["height"] if main_video else None
     swapped = rotation in (90, 270)
+    sar = (main_video or {}).get("sample_aspect_ratio")
+    if width and sar and sar not in ("1:1", "0:1"):  # anamorphic (HDV 1440x1080, DVCPRO HD)
+        num, den = (int(x) for x in sar.split(":"))
+        width = round(width * num / den) if den else width
     location = _first(tags, "location", "com.apple.quicktime.location.ISO6709", "location-eng")
     lat, lon = parse_iso6709(location) if location else (None, None)
     file_row = {
@@ -345,7 +349,7 @@ def probe_file(path: str | Path) -> ProbeResult:
         "subtitle_streams": sum(1 for s in streams if s["stream_type"] == "subtitle"),
         "video_codec": main_video["codec"] if main_video else None,
         "audio_codec": main_audio["codec"] if main_audio else None,
-        "width": width,
+        "width": main_video["width"] if main_video else None,
         "height": height,
         "display_width": (height if swapped else width) if main_video else None,
         "display_height": (width if swapped else height) if main_video else None,
