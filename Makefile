@@ -38,6 +38,7 @@ bench: install  ## benchmarks, as ratios against baselines measured in the same 
 	$(BIN)/python -m dam_assets_tests.benchmarks.scenes_transcripts
 	$(BIN)/python -m dam_assets_tests.benchmarks.clip_search
 	$(BIN)/python -m dam_assets_tests.benchmarks.rig_sync
+	$(BIN)/python -m dam_assets_tests.benchmarks.scale
 
 dev: install  ## Dagster UI, sensors and schedules on http://localhost:3000
 	$(BIN)/dagster dev
