@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from .checks import CHECKS
+from .distributed import index_media_celery_job
 from .jobs import (
     LIBRARY_ASSETS,
     MEDIA_ASSETS,
@@ -23,7 +24,7 @@ from .sensors import media_storage_sensor
 defs = Definitions(
     assets=[*MEDIA_ASSETS, *LIBRARY_ASSETS],
     asset_checks=CHECKS,
-    jobs=[index_media_job, capture_sessions_job, maintain_lake],
+    jobs=[index_media_job, index_media_celery_job, capture_sessions_job, maintain_lake],
     sensors=[media_storage_sensor],
     schedules=[nightly, nightly_compaction],
     resources={
