@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
-from .assets.capture import capture_sessions
+from .assets.capture import capture_segments, capture_sessions
 from .assets.clip_embeddings import clip_embeddings
 from .assets.probe import probe
 from .assets.scenes import scenes
@@ -153,6 +153,23 @@ def vectors_match_catalog(context: AssetCheckExecutionContext, storage: DamStora
     return _result(bad, len(catalog), "vectors == catalog rows")
 
 
+@asset_check(
+    asset=capture_segments,
+    description="Every capture segment is a file of a configured rig, with a capture start.",
+)
+def segments_have_rig_and_start(context: AssetCheckExecutionContext, storage: DamStorage):
+    from .rigs import load_rigs
+
+    rigs = {r.name for r in load_rigs().rigs}
+    rows = (
+        storage.store().sql("SELECT checksum, rig, capture_start FROM capture_segments").to_pylist()
+    )
+    bad = sorted(
+        {r["checksum"] for r in rows if r["rig"] not in rigs or r["capture_start"] is None}
+    )
+    return _result(bad, len(rows), "segments belong to a rig and have a start")
+
+
 @asset_check(asset=capture_sessions, description="Sessions reference only existing partitions.")
 def sessions_reference_existing_partitions(
     context: AssetCheckExecutionContext, storage: DamStorage
@@ -174,5 +191,6 @@ CHECKS = [
     scenes_cover_duration,
     transcript_for_every_file_with_audio,
     vectors_match_catalog,
+    segments_have_rig_and_start,
     sessions_reference_existing_partitions,
 ]

@@ -144,3 +144,34 @@ def test_concurrent_writers_and_compaction_all_land(store):
     store.lake.compact("thumbnails")
     assert store.sql("SELECT count(*) n FROM thumbnails").to_pylist() == [{"n": 360}]
     assert list(store.lake.table_dir("thumbnails").rglob("*.tmp")) == []
+
+
+def test_full_disk_fails_the_run_with_a_clear_message(
+    instance, store, library, tmp_path, monkeypatch
+):
+    from dam_assets.definitions import defs
+    from dam_assets.discovery import scan
+    from dam_assets.partitions import MEDIA_PARTITIONS_NAME
+    from dam_assets.runs import range_tags
+    from dam_assets.storage import lake as lake_module
+
+    copy_settled(library["audio"], tmp_path / "w" / "a.m4a")
+    report = scan([tmp_path / "w"], store)
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
+    store.refresh_catalog()
+
+    def full_disk(table, where, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lake_module.pq, "write_table", full_disk)
+    result = defs.resolve_job_def("index_media").execute_in_process(
+        instance=instance,
+        tags=range_tags(report.checksums),
+        raise_on_error=False,
+        asset_selection=[defs.resolve_assets_def("probe").key],
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "No space left on device" in message and "Free space" in message
+    assert list(store.lake.root.rglob("*.tmp")) == []

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagster import AssetExecutionContext, AssetObservation, MetadataValue
+from dagster import AssetExecutionContext, AssetObservation, Failure, MetadataValue
 
 from ..discovery import explain_os_error
 from ..media.errors import MediaError
@@ -17,6 +18,8 @@ PROGRESS_EVERY_S = 10.0
 # Problems with getting at the file, not with its content: earlier rows stay, `dam ingest`
 # (and the nightly re-run) try again.
 TRANSIENT = frozenset({"SourceMissing", "SourceChanged", "PermissionDenied", "Vanished", "IOError"})
+
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 # work(checksum, path) -> per-partition metadata for the UI, or None when there was nothing to do
 Work = Callable[[str, str], dict | None]
@@ -66,6 +69,13 @@ def run_per_partition(
                     AssetObservation(asset_key=context.asset_key, partition=key, metadata=meta)
                 )
         except Exception as exc:  # one file's problem must never stop the batch
+            if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
+                # our side, not the file's: stop the run and say what to do
+                raise Failure(
+                    description=f"Cannot write under {store.data_dir}: {exc.strerror}. Free"
+                    " space (or make it writable) and re-run; nothing half-written was left"
+                    " (every file is written to a temporary name and renamed).",
+                ) from exc
             if isinstance(exc, MediaError):
                 error_type, message = exc.error_type, str(exc)
             elif isinstance(exc, OSError):
