@@ -60,6 +60,7 @@ def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
         outdated = [
             k for k in outdated_partitions(context.instance, assets_def, keys) if k not in pending
         ]
+        pending |= set(outdated)  # one run per partition, for the most upstream change
         selection = [a.key for a in downstream_media_assets(assets_def)]
         for i, batch in enumerate(contiguous_batches(outdated, keys, NIGHTLY_BATCH)):
             requests.append(

@@ -3,7 +3,6 @@
 import json
 
 from dagster import (
-    AssetKey,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -76,6 +75,7 @@ def media_storage_sensor(
         for batch in batched(new, discovery.partitions_per_run)
     ]
     next_cursor = {
+        "segments": cursor.get("segments"),
         "resume_after": report.resume_after,
         "seen": report.seen,
         "backlog": len(report.backlog) + len(deferred),
@@ -91,7 +91,7 @@ def media_storage_sensor(
     for skipped in report.roots_skipped:
         context.log.warning(f"watched root skipped: {skipped}")
     if not new:
-        sessions = _sessions_request(context, store)
+        sessions = _sessions_request(context, store, next_cursor)
         if sessions:
             return SensorResult(run_requests=[sessions], cursor=json.dumps(next_cursor))
         context.update_cursor(json.dumps(next_cursor))
@@ -103,16 +103,16 @@ def media_storage_sensor(
     )
 
 
-def _sessions_request(context: SensorEvaluationContext, store) -> RunRequest | None:
+def _sessions_request(context: SensorEvaluationContext, store, cursor: dict) -> RunRequest | None:
     """Once the index runs have settled (nothing new this tick), regroup the rig sessions if
-    capture segments were materialized since the sessions last were (and any exist)."""
-    instance = context.instance
-    segments = instance.get_latest_materialization_event(AssetKey("capture_segments"))
-    if segments is None:
+    the set of capture segments changed since the last request (files outside rigs do not
+    count), unless a sessions run is already materializing it."""
+    [sig] = store.sql(
+        "SELECT count(*) n, coalesce(sum(hash(checksum || coalesce(CAST(capture_start AS"
+        " VARCHAR), ''))), 0) h FROM capture_segments"
+    ).to_pylist()
+    signature = f"{sig['n']}:{sig['h']}"
+    if not sig["n"] or cursor.get("segments") == signature:
         return None
-    sessions = instance.get_latest_materialization_event(AssetKey("capture_sessions"))
-    if sessions is not None and sessions.timestamp >= segments.timestamp:
-        return None
-    if not store.sql("SELECT count(*) n FROM capture_segments").to_pylist()[0]["n"]:
-        return None
-    return RunRequest(run_key=f"sessions:{segments.timestamp}", job_name=capture_sessions_job.name)
+    cursor["segments"] = signature
+    return RunRequest(run_key=f"sessions:{signature}", job_name=capture_sessions_job.name)

@@ -44,6 +44,12 @@ def test_timecode_parsing_and_drop_frame():
     assert to_seconds(parse_timecode("01:00:00;00", ntsc), ntsc) == pytest.approx(3599.9964)
     for n in (0, 1799, 1800, 17981, 17982, 107891):
         assert to_frames(from_frames(n, ntsc, True), ntsc) == n
+    film = 24000 / 1001  # cameras at 23.976 and 25 fps jammed to one clock agree
+    assert (
+        to_seconds(parse_timecode("10:00:00:00", film), film)
+        == to_seconds(parse_timecode("10:00:00:00", 25), 25)
+        == 36000
+    )
     with pytest.raises(ValueError):
         parse_timecode("00:01:00;00", ntsc)  # dropped frame number
     with pytest.raises(ValueError):

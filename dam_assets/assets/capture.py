@@ -42,11 +42,11 @@ def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> Mat
         info = probed[checksum]
         rows = []
         for candidate in dict.fromkeys([path, *store.registry.present_paths(checksum)]):
-            if candidate in hints:
+            if candidate in hints and hints[candidate][0] in {r.name for r in rigs.rigs}:
                 rig_name, root = hints[candidate]
                 rig = rigs.by_name(rig_name)
                 camera = rig.camera_for(candidate, root=Path(root))
-            else:
+            else:  # no hint, or its rig is gone from rigs.yaml
                 located = rigs.locate(candidate)
                 rig, camera = located if located else (None, None)
             if rig is None or camera is None:
@@ -115,6 +115,10 @@ def capture_sessions(context: AssetExecutionContext, storage: DamStorage) -> Mat
     rigs = {r.name: r for r in load_rigs().rigs}
     store.refresh_catalog()
     segments = store.sql("SELECT * FROM capture_segments ORDER BY capture_start").to_pylist()
+    for seg in segments:  # read the audio from wherever the file is now
+        present = store.registry.present_paths(seg["checksum"])
+        if seg["path"] not in present and present:
+            seg["path"] = present[0]
     takes = link_takes(segments)
     session_rows, sync_rows = [], []
     exports = store.data_dir / "exports"

@@ -159,7 +159,7 @@ def clip_embeddings(
                     )
         store.lake.write_unit("tags", key, rows_to_table(TAGS, tag_rows))
         tag_count += len(tag_rows)
-    indexed = store.vectors.ensure_index()
+    indexed = store.vectors.ensure_index(dim=model.dim)
     metadata = outcome.metadata()
     metadata.update(
         model_id=model.id,

@@ -154,7 +154,7 @@ def sync_session(
     heroes = [s for s in segments if s["role"] == "hero"] or segments
     hero = max(heroes, key=lambda s: (s["duration_s"] or 0, -s["capture_start"].timestamp()))
     fps = hero.get("fps") or 25.0
-    audio = {s["checksum"]: load(s["path"]) for s in segments if s.get("has_audio")}
+    audio = {s["checksum"]: _load_or_none(load, s["path"]) for s in segments if s.get("has_audio")}
     audio = {k: v for k, v in audio.items() if v is not None and len(v.samples)}
     by_ck = {s["checksum"]: s for s in segments}
     measured: dict[tuple[str, str], tuple[float, float, float | None]] = {}
@@ -191,6 +191,15 @@ def sync_session(
             offset, method = _fallback(seg, hero)
             rows.append(SyncRow(ck, offset, method, confidence, None, None, why))
     return hero, rows
+
+
+def _load_or_none(load: Callable[[str], Audio | None], path: str) -> Audio | None:
+    """A file gone or unreadable since it was indexed syncs by timecode or times instead of
+    failing every session."""
+    try:
+        return load(path)
+    except Exception:
+        return None
 
 
 def _may_overlap(a: dict, b: dict, margin_s: float = 60.0) -> bool:

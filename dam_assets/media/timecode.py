@@ -76,5 +76,9 @@ def from_frames(frames: int, fps: float, drop_frame: bool = False) -> Timecode:
 
 
 def to_seconds(tc: Timecode, fps: float) -> float:
-    """Real elapsed seconds since midnight on the camera's clock (frames at the true rate)."""
-    return to_frames(tc, fps) / fps
+    """Seconds since midnight on the timecode clock. Drop-frame counts real time at 29.97;
+    non-drop-frame labels are time of day at the nominal rate, so cameras at 23.976 and 25 fps
+    jammed to one timecode source agree."""
+    if tc.drop_frame:
+        return to_frames(tc, fps) / fps
+    return to_frames(tc, fps) / nominal_rate(fps)

@@ -74,7 +74,8 @@ class VectorStore:
         if not checksums:
             return
         table = self._open(dim, create=True)
-        where = f"model_id IN ({_sql_list([model_id])}) AND checksum IN ({_sql_list(checksums)})"
+        # every model's rows of these files: a new model replaces the old one's vectors
+        where = f"checksum IN ({_sql_list(checksums)})"
         if not rows:
             table.delete(where)
             return
@@ -90,20 +91,25 @@ class VectorStore:
             .execute(data)
         )
 
+    def _tables(self) -> list:
+        """`clip_frames` and the tables of models with another vector size."""
+        db = self._db()
+        return [
+            db.open_table(n)
+            for n in sorted(db.list_tables().tables)
+            if n == FRAMES_TABLE or n.startswith(f"{FRAMES_TABLE}_")
+        ]
+
     def count(self, model_id: str | None = None) -> int:
-        table = self._open()
-        if table is None:
-            return 0
-        if model_id is None:
-            return table.count_rows()
-        return table.count_rows(f"model_id IN ({_sql_list([model_id])})")
+        where = None if model_id is None else f"model_id IN ({_sql_list([model_id])})"
+        return sum(t.count_rows(where) if where else t.count_rows() for t in self._tables())
 
     def rows(self, columns: Sequence[str] = ("checksum", "time_s", "model_id")) -> pa.Table:
         """All rows without vectors (for checks and the catalog mirror)."""
-        table = self._open()
-        if table is None:
+        parts = [t.search().select(list(columns)).limit(None).to_arrow() for t in self._tables()]
+        if not parts:
             return pa.table({c: pa.array([], pa.string()) for c in columns})
-        return table.search().select(list(columns)).limit(None).to_arrow()
+        return pa.concat_tables(parts)
 
     def search(
         self, vector: np.ndarray, model_id: str, limit: int, checksums: Sequence[str] | None = None
@@ -128,9 +134,9 @@ class VectorStore:
         )
         return query.to_list()
 
-    def ensure_index(self, min_rows: int = INDEX_MIN_ROWS) -> bool:
+    def ensure_index(self, dim: int | None = None, min_rows: int = INDEX_MIN_ROWS) -> bool:
         """Build (or rebuild) the IVF_PQ index once the table is past brute-force size."""
-        table = self._open()
+        table = self._open(dim)
         if table is None or table.count_rows() < min_rows:
             return False
         indexed = any("vector" in (i.columns or []) for i in table.list_indices())
