@@ -191,6 +191,26 @@ def make_still(
     return path
 
 
+def _h264_stream(container, width: int, height: int, fps: int):
+    vs = container.add_stream("libx264", rate=fps)
+    vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+    vs.options = {"preset": "ultrafast"}
+    return vs
+
+
+def _encode_bars(container, vs, count: int) -> None:
+    """`count` frames of moving colour bars, then the encoder's flush."""
+    fps = int(vs.average_rate or vs.codec_context.framerate or 25)
+    for i in range(count):
+        frame = av.VideoFrame.from_ndarray(bars_frame(vs.width, vs.height, i), format="rgb24")
+        frame.pts = i
+        frame.time_base = Fraction(1, fps)
+        for packet in vs.encode(frame):
+            container.mux(packet)
+    for packet in vs.encode():
+        container.mux(packet)
+
+
 def speech_samples(text: str, rate: int = 48000, words_per_minute: int = 140) -> np.ndarray:
     """Synthesized speech (espeak-ng), float32 mono at `rate`."""
     import shutil
@@ -235,18 +255,9 @@ def make_speech_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     with av.open(str(path), "w") as container:
-        vs = container.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        vs.options = {"preset": "ultrafast"}
+        vs = _h264_stream(container, width, height, fps)
         a_stream = container.add_stream("aac", rate=rate, layout="stereo")
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(bars_frame(width, height, i), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in vs.encode(frame):
-                container.mux(packet)
-        for packet in vs.encode():
-            container.mux(packet)
+        _encode_bars(container, vs, int(seconds * fps))
         _mux_audio(container, a_stream, np.tile(audio * 0.8, (2, 1)))
     return path
 
@@ -373,20 +384,11 @@ def make_rig_clip(
     with av.open(str(path), "w") as container:
         if metadata:
             container.metadata.update(metadata)
-        vs = container.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        vs.options = {"preset": "ultrafast"}
+        vs = _h264_stream(container, width, height, fps)
         a_stream = None
         if master is not None:
             a_stream = container.add_stream("aac", rate=rate, layout="stereo")
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(bars_frame(width, height, i), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in vs.encode(frame):
-                container.mux(packet)
-        for packet in vs.encode():
-            container.mux(packet)
+        _encode_bars(container, vs, int(seconds * fps))
         if a_stream is not None:
             times = start_s + np.arange(int(seconds * rate)) / rate / (1 + drift_ppm * 1e-6)
             heard = np.interp(times, np.arange(len(master)) / master_rate, master)
