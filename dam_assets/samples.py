@@ -52,6 +52,12 @@ def tone(seconds: float, rate: int = 48000, freq: float = 440.0, channels: int =
     return np.tile(mono, (channels, 1))
 
 
+def _mux(container, stream, frame=None) -> None:
+    """Encode one frame (None: flush the encoder) and write its packets."""
+    for packet in stream.encode(frame):
+        container.mux(packet)
+
+
 def _add_audio(container, seconds: float, rate: int = 48000, codec: str = "aac"):
     stream = container.add_stream(codec, rate=rate, layout="stereo")
     return stream, tone(seconds, rate)
@@ -76,10 +82,8 @@ def _mux_audio(container, stream, samples: np.ndarray) -> None:
         frame.sample_rate = rate
         frame.pts = start
         frame.time_base = Fraction(1, rate)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
+        _mux(container, stream, frame)
+    _mux(container, stream)
 
 
 def make_video(
@@ -129,10 +133,8 @@ def make_video(
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
-            for packet in vs.encode(frame):
-                container.mux(packet)
-        for packet in vs.encode():
-            container.mux(packet)
+            _mux(container, vs, frame)
+        _mux(container, vs)
         if a_stream is not None:
             _mux_audio(container, a_stream, samples)
     return path
@@ -153,10 +155,8 @@ def make_vfr_video(path: str | os.PathLike[str], size: tuple[int, int] = (160, 1
             frame.pts = pts
             frame.time_base = Fraction(1, 90)
             pts += 3 if i % 2 == 0 else 9
-            for packet in vs.encode(frame):
-                container.mux(packet)
-        for packet in vs.encode():
-            container.mux(packet)
+            _mux(container, vs, frame)
+        _mux(container, vs)
     return path
 
 
@@ -205,10 +205,8 @@ def _encode_bars(container, vs, count: int) -> None:
         frame = av.VideoFrame.from_ndarray(bars_frame(vs.width, vs.height, i), format="rgb24")
         frame.pts = i
         frame.time_base = Fraction(1, fps)
-        for packet in vs.encode(frame):
-            container.mux(packet)
-    for packet in vs.encode():
-        container.mux(packet)
+        _mux(container, vs, frame)
+    _mux(container, vs)
 
 
 def speech_samples(text: str, rate: int = 48000, words_per_minute: int = 140) -> np.ndarray:
