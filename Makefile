@@ -3,15 +3,22 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Installed without dependencies: it requires the GUI opencv-python, which would replace the
+# headless cv2 (pyproject lists what it really uses).
+NO_DEPS := insightface==2.1
 export DAGSTER_HOME ?= $(CURDIR)
 export DAM_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install system-deps demo test bench dev lint clean-data
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(NO_DEPS)
+	@$(BIN)/python -c "import importlib.metadata as m, sys;\
+		sys.exit('opencv-python' in {d.metadata['Name'] for d in m.distributions()})" \
+		|| { echo "the GUI opencv-python is installed beside the headless one"; exit 1; }
 	@touch $(STAMP)
 
 install: $(STAMP)  ## .venv with everything (idempotent)
@@ -39,6 +46,7 @@ bench: install  ## benchmarks, as ratios against baselines measured in the same 
 	$(BIN)/python -m dam_assets_tests.benchmarks.scenes_transcripts
 	$(BIN)/python -m dam_assets_tests.benchmarks.clip_search
 	$(BIN)/python -m dam_assets_tests.benchmarks.rig_sync
+	$(BIN)/python -m dam_assets_tests.benchmarks.faces
 	$(BIN)/python -m dam_assets_tests.benchmarks.scale
 
 dev: install  ## Dagster UI, sensors and schedules on http://localhost:3000

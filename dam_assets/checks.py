@@ -10,6 +10,8 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 
 from .assets.capture import capture_segments, capture_sessions
 from .assets.clip_embeddings import clip_embeddings
+from .assets.face_clusters import face_clusters
+from .assets.faces import faces
 from .assets.probe import probe
 from .assets.scenes import scenes
 from .assets.thumbnails import thumbnails
@@ -185,12 +187,53 @@ def sessions_reference_existing_partitions(
     return _result(bad, len(used), "capture_sync checksums are partitions")
 
 
+@asset_check(
+    asset=faces,
+    description="Faces and tracks agree with their LanceDB vectors, every face's track exists,"
+    " and every crop is on disk.",
+)
+def faces_match_vectors_and_crops(context: AssetCheckExecutionContext, storage: DamStorage):
+    store = storage.store()
+    rows = store.sql("SELECT checksum, face_id, track_id, crop FROM faces").to_pylist()
+    tracks = store.sql("SELECT checksum, track_id FROM face_tracks").to_pylist()
+    lance_faces = {r["row_id"] for r in store.face_vectors.rows(("row_id",)).to_pylist()}
+    lance_tracks = {r["row_id"] for r in store.track_vectors.rows(("row_id",)).to_pylist()}
+    track_ids = {t["track_id"] for t in tracks}
+    bad = {r["checksum"] for r in rows if r["face_id"] not in lance_faces}
+    bad |= {r["checksum"] for r in rows if r["track_id"] and r["track_id"] not in track_ids}
+    bad |= {r["checksum"] for r in rows if not Path(r["crop"]).is_file()}
+    bad |= {t["checksum"] for t in tracks if t["track_id"] not in lance_tracks}
+    orphans = (lance_faces - {r["face_id"] for r in rows}) | (lance_tracks - track_ids)
+    bad |= {o.split(":")[0] for o in orphans}
+    return _result(sorted(bad), len(rows), "faces == vectors, tracks exist, crops on disk")
+
+
+@asset_check(
+    asset=face_clusters,
+    description="Every placed track exists, and no person holds two faces seen in one frame.",
+)
+def people_are_consistent(context: AssetCheckExecutionContext, storage: DamStorage):
+    store = storage.store()
+    clash = store.sql(
+        "SELECT DISTINCT f.checksum FROM faces f JOIN face_clusters c USING (track_id)"
+        " GROUP BY f.checksum, f.time_s, c.person_id HAVING count(*) > 1"
+    )
+    orphans = store.sql(
+        "SELECT DISTINCT c.checksum FROM face_clusters c ANTI JOIN face_tracks t USING (track_id)"
+    )
+    bad = clash.column(0).to_pylist() + orphans.column(0).to_pylist()
+    placed = store.sql("SELECT count(*) FROM face_clusters").column(0)[0].as_py()
+    return _result(sorted(set(bad)), placed, "tracks exist; one face per person per frame")
+
+
 CHECKS = [
     probe_one_row_per_partition,
     thumbnail_files_exist,
     scenes_cover_duration,
     transcript_for_every_file_with_audio,
     vectors_match_catalog,
+    faces_match_vectors_and_crops,
+    people_are_consistent,
     segments_have_rig_and_start,
     sessions_reference_existing_partitions,
 ]

@@ -243,6 +243,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .media.transcribe import ModelUnavailable
     from .search import Filters, search_moments, search_transcripts
 
+    if args.person:
+        return _search_person(args)
     if args.text:
         hits = search_transcripts(args.text, limit=args.limit)
         if args.json:
@@ -318,6 +320,92 @@ def cmd_rigs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- people -------------------------------------------------------------------------------------
+def _ranges(ranges: list[list[float]]) -> str:
+    return ", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in ranges)
+
+
+def _search_person(args: argparse.Namespace) -> int:
+    from .people import appearances
+    from .storage import Store
+    from .storage.people import PersonNotFound
+
+    store = Store(settings.data_dir())
+    try:
+        person = store.people.resolve(args.person)
+    except PersonNotFound as exc:
+        _say(f"dam search: {exc}")
+        return EXIT_CRASH
+    files = appearances(store, [person])[person][: args.limit]
+    if args.json:
+        print(json.dumps(files, indent=1))
+        return EXIT_OK
+    if not files:
+        print(f"Person {person} appears in no indexed file.")
+    for f in files:
+        print(f"{f['path'] or f['checksum']}\n    {_ranges(f['ranges'])}")
+    return EXIT_OK
+
+
+def cmd_faces(args: argparse.Namespace) -> int:
+    from .people import appearances, export_people
+    from .storage import Store
+    from .storage.people import PersonNotFound
+
+    store = Store(settings.data_dir())
+    if args.faces_command == "recluster":
+        from dagster import DagsterInstance
+
+        from .runner import cluster_faces
+
+        _use_instance_home()
+        _say("re-clustering every face track (names and hand-placed faces are kept)…")
+        run_id, ok = cluster_faces(DagsterInstance.get(), recluster=True, source="dam faces")
+        _say(f"run {run_id[:8]} {'ok' if ok else 'FAILED (see the run in the UI)'}")
+        return EXIT_OK if ok else EXIT_CRASH
+    try:
+        if args.faces_command == "label":
+            person = store.people.resolve(args.person)
+            store.people.label(person, args.name)
+            export_people(store)
+            print(f"person {person} is now {args.name!r}; re-clusters keep its faces together")
+            return EXIT_OK
+        if args.faces_command == "merge":
+            keep, other = store.people.resolve(args.keep), store.people.resolve(args.other)
+            name = store.people.merge(keep, other)
+            export_people(store)
+            print(f"person {other} merged into {keep}" + (f" ({name})" if name else ""))
+            return EXIT_OK
+    except (PersonNotFound, ValueError) as exc:
+        _say(f"dam faces {args.faces_command}: {exc}")
+        return EXIT_CRASH
+    people = store.sql(
+        "SELECT person_id, name, faces, files, detections, first_seen, last_seen, crop"
+        " FROM people WHERE faces > 0 OR name IS NOT NULL ORDER BY faces DESC, person_id"
+    ).to_pylist()
+    where = appearances(store, [p["person_id"] for p in people])
+    if args.json:
+        for p in people:
+            p["appearances"] = where[p["person_id"]]
+        print(json.dumps([{k: _jsonable(v) for k, v in p.items()} for p in people], indent=1))
+        return EXIT_OK
+    if not people:
+        print("No people yet (faces are grouped after `dam ingest`; see `dam status`).")
+    hidden = people[args.limit :] if args.limit else []
+    for p in people[: args.limit or None]:
+        name = p["name"] or "(unnamed)"
+        print(f"{p['person_id']:>5}  {name}  {p['faces']} appearance(s) in {p['files']} file(s)")
+        print(f"       {p['crop'] or ''}")
+        shown = where[p["person_id"]]
+        for f in shown[: args.files]:
+            print(f"       {f['path'] or f['checksum']}  {_ranges(f['ranges'])}")
+        if len(shown) > args.files:
+            print(f"       … {len(shown) - args.files} more (dam search --person {p['person_id']})")
+    if hidden:
+        print(f"… and {len(hidden)} more people (--limit 0 lists everyone)")
+    return EXIT_OK
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(int(minutes), 60)
@@ -356,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", nargs="?", help="what to look for, e.g. 'a dog on a beach'")
     search.add_argument("--image", help="find moments that look like this still")
     search.add_argument("--text", help="words to find in transcripts (full-text)")
+    search.add_argument("--person", help="files and times where this person (name or id) appears")
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--json", action="store_true")
     search.add_argument("--min-duration", type=float, help="seconds")
@@ -376,6 +465,21 @@ def build_parser() -> argparse.ArgumentParser:
     export = rigs_sub.add_parser("export", help="print a session's JSON and CSV export paths")
     export.add_argument("session")
     rigs.set_defaults(func=cmd_rigs)
+
+    faces = sub.add_parser("faces", help="people found in the library: list, name, merge")
+    faces_sub = faces.add_subparsers(dest="faces_command", required=True)
+    listing = faces_sub.add_parser("list", help="people, with a face crop and where they appear")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--files", type=int, default=5, help="files shown per person (5)")
+    listing.add_argument("--limit", type=int, default=50, help="people shown (50; 0: all)")
+    label = faces_sub.add_parser("label", help="name a person (kept by every re-cluster)")
+    label.add_argument("person", help="person id (or current name)")
+    label.add_argument("name")
+    merge = faces_sub.add_parser("merge", help="the same person twice: merge into the first")
+    merge.add_argument("keep", help="person id (or name) that stays")
+    merge.add_argument("other", help="person id (or name) merged into it")
+    faces_sub.add_parser("recluster", help="re-cluster everyone now (also runs nightly)")
+    faces.set_defaults(func=cmd_faces)
 
     compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
     compact.set_defaults(func=cmd_compact)

@@ -8,30 +8,39 @@ from .jobs import (
     LIBRARY_ASSETS,
     MEDIA_ASSETS,
     capture_sessions_job,
+    face_clusters_job,
     index_media_job,
     maintain_lake,
 )
 from .resources import (
     ClipConfig,
     DamStorage,
+    FaceConfig,
     MediaDiscovery,
     SceneDetectionConfig,
     WhisperConfig,
 )
-from .schedules import nightly, nightly_compaction
+from .schedules import nightly, nightly_compaction, nightly_face_recluster
 from .sensors import media_storage_sensor
 
 defs = Definitions(
     assets=[*MEDIA_ASSETS, *LIBRARY_ASSETS],
     asset_checks=CHECKS,
-    jobs=[index_media_job, index_media_celery_job, capture_sessions_job, maintain_lake],
+    jobs=[
+        index_media_job,
+        index_media_celery_job,
+        capture_sessions_job,
+        face_clusters_job,
+        maintain_lake,
+    ],
     sensors=[media_storage_sensor],
-    schedules=[nightly, nightly_compaction],
+    schedules=[nightly, nightly_face_recluster, nightly_compaction],
     resources={
         "storage": DamStorage(),
         "discovery": MediaDiscovery(),
         "scene_detection": SceneDetectionConfig(),
         "whisper": WhisperConfig(),
         "clip": ClipConfig(),
+        "face_detection": FaceConfig(),
     },
 )

@@ -8,8 +8,14 @@ import sys
 
 from . import settings
 from .cli import main as dam
-from .samples import age, make_cut_video, make_library, make_speech_video
+from .samples import age, make_cut_video, make_face_video, make_library, make_speech_video
 
+# red appears in three shots (a person), green and blue in fewer (not yet people)
+FACE_SHOTS = [
+    [("red", (160, 128)), ("green", (448, 224))],
+    [("red", (320, 192))],
+    [("blue", (192, 96)), ("red", (448, 256))],
+]
 SPEECH = "Please send the footage to the editor tomorrow morning. The interview starts at nine."
 
 QUERIES = {
@@ -59,14 +65,35 @@ def _offline_clip(data) -> None:
     )
 
 
+def _offline_faces(data) -> None:
+    """Without an insightface pack the faces step would fail; the demo then uses the tiny
+    designed pack the tests use, which finds the coloured squares of the sample face video."""
+    from .media.face_model import pack_dir
+
+    model = settings.face_model()
+    if os.environ.get("DAM_FACE_MODEL") or any(pack_dir(model, data / "models").glob("*.onnx")):
+        return
+    from .media.face_pack_tiny import write_tiny_face_pack
+
+    pack = write_tiny_face_pack(data / "models" / "demo-tiny-faces")
+    os.environ["DAM_FACE_MODEL"] = str(pack)
+    print(
+        f"No insightface pack here ({model}): this demo finds the coloured-square faces of its"
+        " sample video with a tiny test pack. README > Faces says how to install buffalo_l.",
+        flush=True,
+    )
+
+
 def run() -> int:
     data = settings.data_dir()
     _offline_clip(data)
+    _offline_faces(data)
     library = data / "sample_library"
     if not library.exists():
         print(f"Generating a sample library in {library} …", flush=True)
         make_library(library)
         age(make_cut_video(library / "clips" / "three_shots.mp4", cuts=[30, 75], frames=100))
+        age(make_face_video(library / "clips" / "faces.mp4", FACE_SHOTS))
         if shutil.which("espeak-ng"):
             age(make_speech_video(library / "clips" / "voice_memo.mp4", SPEECH))
     code = dam(["ingest", str(library)])
@@ -82,6 +109,8 @@ def run() -> int:
         dam(["search", "--text", "footage tomorrow"])
     print('\n## dam search "color bars" --limit 3\n', flush=True)
     dam(["search", "color bars", "--limit", "3"])
+    print("\n## dam faces list\n", flush=True)
+    dam(["faces", "list"])
     print(
         f"\nThe catalog is {data / 'catalog.duckdb'} (open it read-only from a notebook)."
         "\nRun `make dev` and open http://localhost:3000 to see the assets, runs and sensor."

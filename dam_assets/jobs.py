@@ -4,6 +4,8 @@ from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, o
 
 from .assets.capture import capture_segments, capture_sessions
 from .assets.clip_embeddings import clip_embeddings
+from .assets.face_clusters import face_clusters
+from .assets.faces import faces
 from .assets.probe import probe
 from .assets.scenes import scenes
 from .assets.thumbnails import thumbnails
@@ -12,9 +14,9 @@ from .resources import DamStorage
 from .storage import TABLES
 
 # Every asset partitioned by file checksum; later issues add theirs here.
-MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings, capture_segments]
+MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings, faces, capture_segments]
 # Global assets, computed over all partitions.
-LIBRARY_ASSETS = [capture_sessions]
+LIBRARY_ASSETS = [capture_sessions, face_clusters]
 
 index_media_job = define_asset_job(
     "index_media",
@@ -28,6 +30,14 @@ capture_sessions_job = define_asset_job(
     "sync_capture_sessions",
     selection=AssetSelection.assets(capture_sessions),
     description="Group rig segments into sessions and sync them (after new rig files).",
+)
+
+
+face_clusters_job = define_asset_job(
+    "cluster_faces",
+    selection=AssetSelection.assets(face_clusters),
+    description="Place new face tracks among people (the sensor, after new faces), or re-cluster"
+    " everyone (config `recluster: true`; the nightly schedule, `dam faces recluster`).",
 )
 
 

@@ -168,8 +168,36 @@ def index_partitions(
         outcome.runs.append(result.run_id)
         if not result.success:
             outcome.failed_runs.append(result.run_id)
+    new_tracks = store.sql(
+        "SELECT count(*) n FROM face_tracks WHERE list_contains($1, checksum)",
+        [outcome.indexed or [""]],
+    ).to_pylist()[0]["n"]
+    if new_tracks:
+        say("placing new faces among people…")
+        run_id, ok = cluster_faces(instance, recluster=False, log_level=log_level)
+        outcome.runs.append(run_id)
+        if not ok:
+            outcome.failed_runs.append(run_id)
     if len(store.lake.unit_keys("probe")) > COMPACT_WHEN_UNITS_OVER:
         say("compacting the lake…")
         for table in TABLES:
             store.lake.compact(table)
     return outcome
+
+
+def cluster_faces(
+    instance: DagsterInstance, recluster: bool, log_level: str = "ERROR", source: str = "dam"
+) -> tuple[str, bool]:
+    """One `cluster_faces` run (incremental, or a full re-cluster) through the instance."""
+    from .definitions import defs
+
+    result = defs.resolve_job_def("cluster_faces").execute_in_process(
+        instance=instance,
+        tags={"dam/source": source},
+        raise_on_error=False,
+        run_config={
+            "ops": {"face_clusters": {"config": {"recluster": recluster}}},
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+        },
+    )
+    return result.run_id, result.success

@@ -279,6 +279,50 @@ def make_cut_video(
     return make_video(path, fps=fps, size=size, frames=images, audio=False)
 
 
+# Fully saturated colours: the tiny test face pack (media/face_pack_tiny.py) sees each as one
+# "person" (its recognizer embeds hue).
+FACE_COLOURS = {"red": (250, 10, 10), "green": (10, 250, 10), "blue": (10, 10, 250)}
+
+
+def draw_face(img: np.ndarray, centre: tuple[int, int], colour: str, scale: int = 1) -> None:
+    """A 64·scale px "face" (coloured square with dark eyes and mouth) at `centre` (x, y)."""
+    x, y = centre
+
+    def box(x0: int, x1: int, y0: int, y1: int, value) -> None:
+        img[y + y0 * scale : y + y1 * scale, x + x0 * scale : x + x1 * scale] = value
+
+    box(-32, 32, -32, 32, FACE_COLOURS[colour])
+    box(-18, -10, -14, -6, 0)
+    box(10, 18, -14, -6, 0)
+    box(-12, 12, 12, 18, 0)
+
+
+def make_face_video(
+    path: str | os.PathLike[str],
+    shots: list[list[tuple[str, tuple[int, int]]]],
+    shot_seconds: float = 3.0,
+    fps: int = 10,
+    size: tuple[int, int] = (640, 360),
+    scale: int = 1,
+) -> Path:
+    """Shots separated by hard cuts (a new background each), each showing these faces
+    (colour, centre). Faces drift a few pixels during a shot; centres on the 32 px grid are
+    where the tiny detector's anchors are (at `scale` 2, 128 px faces on a 64 px grid for
+    frames the detector sees at half size)."""
+    width, height = size
+    images = []
+    per_shot = round(shot_seconds * fps)
+    for shot, faces in enumerate(shots):
+        background = (60, 160, 100, 200)[shot % 4]
+        for i in range(per_shot):
+            img = np.full((height, width, 3), background, np.uint8)
+            drift = round(6 * scale * (2 * i / max(per_shot - 1, 1) - 1))  # -6 … +6 px
+            for colour, (x, y) in faces:
+                draw_face(img, (x + drift, y), colour, scale)
+            images.append(img)
+    return make_video(path, fps=fps, size=size, frames=images, audio=False)
+
+
 # -- bad inputs ---------------------------------------------------------------------------------
 def make_zero_byte(path: str | os.PathLike[str]) -> Path:
     path = Path(path)

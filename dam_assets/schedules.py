@@ -13,7 +13,7 @@ from dagster import (
     schedule,
 )
 
-from .jobs import MEDIA_ASSETS, index_media_job, maintain_lake
+from .jobs import MEDIA_ASSETS, face_clusters_job, index_media_job, maintain_lake
 from .partitions import MEDIA_PARTITIONS_NAME
 from .resources import DamStorage
 from .runner import downstream_media_assets, outdated_partitions, unindexed
@@ -73,6 +73,20 @@ def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
     if not requests:
         return SkipReason(f"all {len(keys)} partitions are materialized and current")
     return requests
+
+
+# A full re-cluster of people once the night's re-runs are in (a schedule targets one job, so
+# this is its own). Ids stay stable and names are kept, so it is safe to run unattended.
+nightly_face_recluster = ScheduleDefinition(
+    name="nightly_face_recluster",
+    job=face_clusters_job,
+    cron_schedule=os.environ.get("DAM_RECLUSTER_CRON", "15 3 * * *"),
+    execution_timezone=_local_timezone(),
+    default_status=DefaultScheduleStatus.RUNNING,
+    run_config={"ops": {"face_clusters": {"config": {"recluster": True}}}},
+    description="Re-cluster every face track into people (average linkage); ids kept by"
+    " overlap, names and hand-placed faces kept.",
+)
 
 
 # Compaction after the nightly re-runs. Views read units and segments alike, so compaction is

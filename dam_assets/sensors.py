@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from .discovery import scan
-from .jobs import capture_sessions_job, index_media_job
+from .jobs import capture_sessions_job, face_clusters_job, index_media_job
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .resources import DamStorage, MediaDiscovery
 from .rigs import load_rigs
@@ -33,7 +33,7 @@ def batched(items: list[str], size: int) -> list[list[str]]:
 
 
 @sensor(
-    jobs=[index_media_job, capture_sessions_job],
+    jobs=[index_media_job, capture_sessions_job, face_clusters_job],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Watches DAM_WATCH_ROOTS for settled media files; adds one `media` partition per"
@@ -76,6 +76,7 @@ def media_storage_sensor(
     ]
     next_cursor = {
         "segments": cursor.get("segments"),
+        "face_tracks": cursor.get("face_tracks"),
         "resume_after": report.resume_after,
         "seen": report.seen,
         "backlog": len(report.backlog) + len(deferred),
@@ -91,9 +92,16 @@ def media_storage_sensor(
     for skipped in report.roots_skipped:
         context.log.warning(f"watched root skipped: {skipped}")
     if not new:
-        sessions = _sessions_request(context, store, next_cursor)
-        if sessions:
-            return SensorResult(run_requests=[sessions], cursor=json.dumps(next_cursor))
+        follow_up = [
+            r
+            for r in (
+                _sessions_request(context, store, next_cursor),
+                _people_request(store, next_cursor),
+            )
+            if r
+        ]
+        if follow_up:
+            return SensorResult(run_requests=follow_up, cursor=json.dumps(next_cursor))
         context.update_cursor(json.dumps(next_cursor))
         return SkipReason(summary)
     return SensorResult(
@@ -116,3 +124,16 @@ def _sessions_request(context: SensorEvaluationContext, store, cursor: dict) -> 
         return None
     cursor["segments"] = signature
     return RunRequest(run_key=f"sessions:{signature}", job_name=capture_sessions_job.name)
+
+
+def _people_request(store, cursor: dict) -> RunRequest | None:
+    """Once index runs have settled, place new face tracks among people (incremental) if the
+    set of tracks changed since the last request."""
+    [sig] = store.sql(
+        "SELECT count(*) n, coalesce(sum(hash(track_id)), 0) h FROM face_tracks"
+    ).to_pylist()
+    signature = f"{sig['n']}:{sig['h']}"
+    if not sig["n"] or cursor.get("face_tracks") == signature:
+        return None
+    cursor["face_tracks"] = signature
+    return RunRequest(run_key=f"people:{signature}", job_name=face_clusters_job.name)

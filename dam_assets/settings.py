@@ -56,3 +56,9 @@ def clip_model() -> tuple[str, str]:
     model = os.environ.get("DAM_CLIP_MODEL", "").strip() or "ViT-B-32"
     pretrained = os.environ.get("DAM_CLIP_PRETRAINED", "").strip() or "laion2b_s34b_b79k"
     return model, pretrained
+
+
+def face_model() -> str:
+    """`DAM_FACE_MODEL`: an insightface pack name (buffalo_l, buffalo_s, …), a folder of ONNX
+    files, or `none` to skip faces."""
+    return os.environ.get("DAM_FACE_MODEL", "").strip() or "buffalo_l"

@@ -9,6 +9,7 @@ from dagster import DagsterInstance, instance_for_test
 
 from dam_assets import samples as mf
 from dam_assets.media.clip import write_tiny_model
+from dam_assets.media.face_pack_tiny import write_tiny_face_pack
 
 # CLIP weights cannot be downloaded here: every test (and every `dam` subprocess it starts)
 # uses a small open_clip architecture with random weights, built now, before any test module
@@ -17,6 +18,10 @@ _TINY_CLIP = Path(tempfile.mkdtemp(prefix="dam-tiny-clip-"))
 TINY_CLIP_CONFIG, TINY_CLIP_WEIGHTS = write_tiny_model(_TINY_CLIP)
 os.environ["DAM_CLIP_MODEL"] = str(TINY_CLIP_CONFIG)
 os.environ["DAM_CLIP_PRETRAINED"] = str(TINY_CLIP_WEIGHTS)
+# insightface packs cannot be downloaded either: a tiny detector + recognizer with insightface's
+# interfaces, designed to see the coloured-square "faces" that samples.make_face_video draws.
+TINY_FACE_PACK = write_tiny_face_pack(Path(tempfile.mkdtemp(prefix="dam-tiny-faces-")))
+os.environ["DAM_FACE_MODEL"] = str(TINY_FACE_PACK)
 from dam_assets.storage import Store  # noqa: E402
 
 

@@ -256,7 +256,7 @@ def test_nightly_reruns_what_is_missing_then_nothing(
     assert isinstance(again, SkipReason) and "current" in again.skip_message
 
     # A new version of `scenes` (its code, or its detector settings): exactly scenes and what
-    # depends on it (clip_embeddings) are re-run, for every partition.
+    # depends on it (clip_embeddings, faces) are re-run, for every partition.
     from dam_assets import runner
 
     real = runner.current_code_version
@@ -268,6 +268,7 @@ def test_nightly_reruns_what_is_missing_then_nothing(
     [request] = evaluate()
     assert sorted(k.to_user_string() for k in request.asset_selection) == [
         "clip_embeddings",
+        "faces",
         "scenes",
     ]
     assert len(_range(request, report.checksums)) == 6
@@ -277,6 +278,7 @@ def test_nightly_reruns_what_is_missing_then_nothing(
     assert {e.asset_key.to_user_string() for e in rerun.get_asset_materialization_events()} == {
         "scenes",
         "clip_embeddings",
+        "faces",
     }
     monkeypatch.setattr(runner, "current_code_version", real)
     assert isinstance(evaluate(), SkipReason)

@@ -15,6 +15,7 @@ from PIL import Image
 class Frame:
     time: float
     image: Image.Image  # upright (display rotation applied), RGB
+    scale: float = 1.0  # source pixels per image pixel (the image may be downscaled)
 
 
 def _start_offset(stream) -> float:
@@ -34,6 +35,66 @@ def _scaled(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
     if rotation:
         image = image.rotate(rotation, expand=True)  # both counter-clockwise
     return image
+
+
+def _picture(frame: av.VideoFrame, offset: float, max_side: int | None) -> Frame:
+    image = _scaled(frame, max_side)
+    return Frame(
+        float(frame.time or 0.0) - offset, image, max(frame.width, frame.height) / max(image.size)
+    )
+
+
+def frames_along(
+    path: str | Path, times: Iterable[float], max_side: int | None = 1280, seek_gap_s: float = 2.0
+) -> Iterator[Frame]:
+    """The frame on screen at each requested time, in time order, each picture once. Decodes
+    forward between close requests and seeks across gaps longer than `seek_gap_s`, so dense
+    sampling costs one decode pass and sparse sampling touches only the GOPs it needs; only the
+    chosen frames are converted to RGB."""
+    targets = sorted(set(max(0.0, t) for t in times))
+    if not targets:
+        return
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        offset = _start_offset(stream)
+        start = stream.start_time or 0
+        i, decoder, prev, position, sought = 0, None, None, None, None
+        emitted: set[int] = set()
+
+        def emit(frame) -> Iterator[Frame]:
+            if frame.pts not in emitted:
+                emitted.add(frame.pts)
+                yield _picture(frame, offset, max_side)
+
+        while i < len(targets):
+            t = targets[i]
+            far = position is not None and t - position > seek_gap_s and sought != t
+            if decoder is None or far:  # (a GOP can be longer than the gap: seek once per t)
+                sought = t
+                try:
+                    container.seek(int(t / stream.time_base) + start, stream=stream, backward=True)
+                except av.error.FFmpegError:
+                    return
+                decoder, prev, position = container.decode(stream), None, None
+            try:
+                frame = next(decoder, None)
+            except av.error.FFmpegError:
+                frame = None  # damaged tail: what was decoded so far stands
+            if frame is None:
+                if prev is not None:
+                    yield from emit(prev)
+                return
+            if frame.pts is None:
+                continue
+            position = float(frame.time or 0.0) - offset
+            if position <= t + 1e-6:
+                prev = frame
+                continue
+            yield from emit(prev if prev is not None else frame)  # prev is on screen at t
+            while i < len(targets) and targets[i] < position:
+                i += 1
+            prev = frame
 
 
 def keyframes_at(

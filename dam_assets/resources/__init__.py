@@ -1,7 +1,14 @@
 """Dagster resources: configuration people set in the UI or by environment, resolved lazily."""
 
 from .discovery import MediaDiscovery
-from .models import ClipConfig, SceneDetectionConfig, WhisperConfig
+from .models import ClipConfig, FaceConfig, SceneDetectionConfig, WhisperConfig
 from .storage import DamStorage
 
-__all__ = ["ClipConfig", "DamStorage", "MediaDiscovery", "SceneDetectionConfig", "WhisperConfig"]
+__all__ = [
+    "ClipConfig",
+    "DamStorage",
+    "FaceConfig",
+    "MediaDiscovery",
+    "SceneDetectionConfig",
+    "WhisperConfig",
+]

@@ -2,10 +2,12 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from ..media.clip import ClipSettings
+from ..media.face_clusters import ClusterParams
+from ..media.face_model import FaceSettings
 from ..media.scenes import SceneSettings
 from ..media.tags import DEFAULT_VOCABULARY
 from ..media.transcribe import WhisperSettings
-from ..settings import clip_model, scene_detector_env, whisper_model
+from ..settings import clip_model, face_model, scene_detector_env, whisper_model
 
 
 def scene_settings_from_env() -> SceneSettings:
@@ -113,3 +115,45 @@ class ClipConfig(ConfigurableResource):
 
     def vocabulary(self) -> list[str]:
         return list(self.tag_vocabulary or DEFAULT_VOCABULARY)
+
+
+class FaceConfig(ConfigurableResource):
+    """insightface pack, frame sampling, detection filters, tracking and people clustering."""
+
+    model: str | None = Field(
+        default=None,
+        description="Pack name (buffalo_l, buffalo_s, …) under DAM_DATA_DIR/models/insightface/"
+        "models, or a folder of ONNX files, or 'none'. Empty: $DAM_FACE_MODEL, else buffalo_l.",
+    )
+    samples_per_second: float = Field(default=2.0, description="frames looked at per second")
+    det_size: int = Field(default=640, description="detector input size (square, px)")
+    det_score: float = Field(default=0.7, description="minimum detection score")
+    min_face_px: int = Field(default=40, description="shorter side of a face box, source pixels")
+    blur_threshold: float = Field(
+        default=20.0, description="minimum sharpness (Laplacian variance of the aligned face)"
+    )
+    frame_side: int = Field(default=1280, description="frames are decoded at most this large")
+    threads: int = Field(default=0, description="onnxruntime threads; 0: all cores")
+    max_distance: float = Field(
+        default=0.5, description="people: cosine distance within which a face joins a person"
+    )
+    min_faces: int = Field(default=3, description="people: appearances needed for a new person")
+
+    def settings(self) -> FaceSettings:
+        return face_settings_from_env(
+            model=self.model or face_model(),
+            samples_per_second=self.samples_per_second,
+            frame_side=self.frame_side,
+            det_size=self.det_size,
+            det_score=self.det_score,
+            min_face_px=self.min_face_px,
+            blur_threshold=self.blur_threshold,
+            threads=self.threads,
+        )
+
+    def cluster_params(self) -> ClusterParams:
+        return ClusterParams(max_distance=self.max_distance, min_faces=self.min_faces)
+
+
+def face_settings_from_env(**overrides) -> FaceSettings:
+    return FaceSettings(**{"model": face_model(), **overrides})

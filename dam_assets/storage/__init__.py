@@ -11,10 +11,11 @@ import pyarrow as pa
 
 from .catalog import connect, ensure_catalog
 from .lake import Lake
+from .people import PeopleStore
 from .registry import Registry
 from .schemas import INGEST_ERRORS, TABLES, rows_to_table
 from .text_index import TextIndex
-from .vectors import VectorStore
+from .vectors import FACE_FIELDS, TRACK_FIELDS, VectorStore
 
 __all__ = ["TABLES", "Lake", "Registry", "Store"]
 
@@ -40,6 +41,24 @@ class Store:
     @property
     def vectors(self) -> VectorStore:
         return VectorStore(self.data_dir / "lancedb")
+
+    @property
+    def face_vectors(self) -> VectorStore:
+        """One vector per detected face (LanceDB `faces`)."""
+        return VectorStore(
+            self.data_dir / "lancedb", "faces", FACE_FIELDS, lambda _m, row: row["face_id"]
+        )
+
+    @property
+    def track_vectors(self) -> VectorStore:
+        """The mean vector of each face track (LanceDB `face_tracks`): what people cluster."""
+        return VectorStore(
+            self.data_dir / "lancedb", "face_tracks", TRACK_FIELDS, lambda _m, row: row["track_id"]
+        )
+
+    @property
+    def people(self) -> PeopleStore:
+        return PeopleStore(self.data_dir / "people.sqlite")
 
     @property
     def text_index(self) -> TextIndex:

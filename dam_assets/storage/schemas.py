@@ -240,6 +240,84 @@ TAGS = TableSpec(
     description="Zero-shot CLIP tags per scene (stills: per image), top few with probability.",
 )
 
+FACES = TableSpec(
+    "faces",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("face_id", pa.string()),  # <checksum>:<n>, also the LanceDB row id
+            ("time_s", pa.float64()),
+            ("source", pa.string()),  # sample | scene | image
+            ("x1", pa.float64()),  # bbox in the upright video's pixels
+            ("y1", pa.float64()),
+            ("x2", pa.float64()),
+            ("y2", pa.float64()),
+            ("det_score", pa.float64()),
+            ("blur", pa.float64()),  # variance of the Laplacian of the aligned crop
+            ("landmarks", pa.list_(pa.float32())),  # 5 × (x, y): eyes, nose, mouth corners
+            ("track_id", pa.string()),  # null: too short to be a track
+            ("crop", pa.string()),
+            ("model_id", pa.string()),
+        ]
+    ),
+    description="Every face found (insightface), with its track; vectors in LanceDB `faces`.",
+)
+
+FACE_TRACKS = TableSpec(
+    "face_tracks",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("track_id", pa.string()),  # <checksum>:t<n>
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("detections", pa.int32()),
+            ("best_crop", pa.string()),
+            ("best_score", pa.float64()),
+            ("model_id", pa.string()),
+        ]
+    ),
+    description="One face followed through a shot: a time range. Mean vector in LanceDB"
+    " `face_tracks`.",
+)
+
+FACE_CLUSTERS = TableSpec(
+    "face_clusters",
+    pa.schema(
+        [
+            ("person_id", pa.int64()),
+            ("track_id", pa.string()),
+            ("checksum", pa.string()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("distance", pa.float64()),  # cosine distance to the person's centre
+            ("source", pa.string()),  # auto | user (label or merge: kept by re-clusters)
+        ]
+    ),
+    layout="snapshot",
+    compactable=False,
+    description="Which person each face track belongs to (global; stable person ids).",
+)
+
+PEOPLE = TableSpec(
+    "people",
+    pa.schema(
+        [
+            ("person_id", pa.int64()),
+            ("name", pa.string()),
+            ("faces", pa.int32()),  # tracks (appearances)
+            ("detections", pa.int64()),
+            ("files", pa.int32()),
+            ("first_seen", _ts),  # earliest / latest capture time of the files
+            ("last_seen", _ts),
+            ("crop", pa.string()),
+        ]
+    ),
+    layout="snapshot",
+    compactable=False,
+    description="People found across the library; names given with `dam faces label`.",
+)
+
 CAPTURE_SEGMENTS = TableSpec(
     "capture_segments",
     pa.schema(
@@ -362,6 +440,10 @@ TABLES: dict[str, TableSpec] = {
         TRANSCRIPT_WORDS,
         CLIP_FRAMES,
         TAGS,
+        FACES,
+        FACE_TRACKS,
+        FACE_CLUSTERS,
+        PEOPLE,
         CAPTURE_SEGMENTS,
         CAPTURE_SESSIONS,
         CAPTURE_SYNC,

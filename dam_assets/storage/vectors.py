@@ -1,15 +1,16 @@
-"""LanceDB store for CLIP frame vectors (`DAM_DATA_DIR/lancedb`, table `clip_frames`).
+"""LanceDB vector tables under `DAM_DATA_DIR/lancedb`: CLIP frames (`clip_frames`), faces
+(`faces`) and face tracks (`face_tracks`).
 
 A run replaces the vectors of its partitions in one `merge_insert` commit (insert new rows,
 update matched ones, delete the partitions' rows that are gone), so a reader sees the old set or
 the new set, never a gap or duplicates. Every row carries its model id; searches filter on it,
-so vectors of two models never meet. A model with a different vector size moves the old table
-aside as `clip_frames__<dim>d` rather than deleting it.
+so vectors of two models never meet. A model with a different vector size gets its own table
+(`clip_frames_<dim>d`) rather than deleting the old one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +26,35 @@ INDEX_MIN_ROWS = 15_000
 REFINE_FACTOR = 10
 
 
-def frame_schema(dim: int) -> pa.Schema:
-    return pa.schema(
-        [
-            ("row_id", pa.string()),
-            ("checksum", pa.string()),
-            ("time_s", pa.float64()),
-            ("scene_index", pa.int32()),
-            ("source", pa.string()),  # scene | interval | query
-            ("thumbnail", pa.string()),
-            ("model_id", pa.string()),
-            ("vector", pa.list_(pa.float32(), dim)),
-        ]
-    )
+FRAME_FIELDS = [
+    ("checksum", pa.string()),
+    ("time_s", pa.float64()),
+    ("scene_index", pa.int32()),
+    ("source", pa.string()),  # scene | interval | image
+    ("thumbnail", pa.string()),
+    ("model_id", pa.string()),
+]
+FACE_FIELDS = [
+    ("checksum", pa.string()),
+    ("time_s", pa.float64()),
+    ("track_id", pa.string()),
+    ("model_id", pa.string()),
+]
+TRACK_FIELDS = [
+    ("checksum", pa.string()),
+    ("start_s", pa.float64()),
+    ("end_s", pa.float64()),
+    ("detections", pa.int32()),
+    ("model_id", pa.string()),
+]
+
+
+def frame_row_id(model_id: str, row: dict) -> str:
+    return f"{model_id}|{row['checksum']}|{row['source']}|{round(row['time_s'] * 1000)}"
+
+
+def frame_schema(dim: int, fields: Sequence = FRAME_FIELDS) -> pa.Schema:
+    return pa.schema([("row_id", pa.string()), *fields, ("vector", pa.list_(pa.float32(), dim))])
 
 
 def _sql_list(values: Sequence[str]) -> str:
@@ -45,8 +62,22 @@ def _sql_list(values: Sequence[str]) -> str:
 
 
 class VectorStore:
-    def __init__(self, path: str | Path):
+    """One vector table (and its siblings for other vector sizes)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        name: str = FRAMES_TABLE,
+        fields: Sequence = FRAME_FIELDS,
+        row_id: Callable[[str, dict], str] = frame_row_id,
+    ):
         self.path = Path(path)
+        self.name = name
+        self.fields = list(fields)
+        self.row_id = row_id
+
+    def schema(self, dim: int) -> pa.Schema:
+        return frame_schema(dim, self.fields)
 
     def _db(self):
         import lancedb
@@ -55,19 +86,19 @@ class VectorStore:
         return lancedb.connect(str(self.path))
 
     def _open(self, dim: int | None = None, create: bool = False):
-        """`clip_frames`, or for a model whose vectors have another size than the table's,
-        `clip_frames_<dim>d` (LanceDB cannot rename tables, and old vectors are kept)."""
+        """The table, or for a model whose vectors have another size than the table's,
+        `<name>_<dim>d` (LanceDB cannot rename tables, and old vectors are kept)."""
         db = self._db()
         names = set(db.list_tables().tables)
-        if FRAMES_TABLE not in names:
-            return db.create_table(FRAMES_TABLE, schema=frame_schema(dim)) if create else None
-        table = db.open_table(FRAMES_TABLE)
+        if self.name not in names:
+            return db.create_table(self.name, schema=self.schema(dim)) if create else None
+        table = db.open_table(self.name)
         if dim is None or table.schema.field("vector").type.list_size == dim:
             return table
-        other = f"{FRAMES_TABLE}_{dim}d"
+        other = f"{self.name}_{dim}d"
         if other in names:
             return db.open_table(other)
-        return db.create_table(other, schema=frame_schema(dim)) if create else None
+        return db.create_table(other, schema=self.schema(dim)) if create else None
 
     def replace(self, model_id: str, checksums: Sequence[str], rows: list[dict], dim: int) -> None:
         """Make the vectors of these partitions exactly `rows`, in one commit."""
@@ -80,9 +111,8 @@ class VectorStore:
             table.delete(where)
             return
         for row in rows:
-            ms = round(row["time_s"] * 1000)
-            row["row_id"] = f"{model_id}|{row['checksum']}|{row['source']}|{ms}"
-        data = pa.Table.from_pylist(rows, schema=frame_schema(dim))
+            row["row_id"] = self.row_id(model_id, row)
+        data = pa.Table.from_pylist(rows, schema=self.schema(dim))
         (
             table.merge_insert("row_id")
             .when_matched_update_all()
@@ -91,13 +121,19 @@ class VectorStore:
             .execute(data)
         )
 
+    def delete(self, checksums: Sequence[str]) -> None:
+        """Drop every vector of these files (any model)."""
+        if checksums:
+            for table in self._tables():
+                table.delete(f"checksum IN ({_sql_list(checksums)})")
+
     def _tables(self) -> list:
-        """`clip_frames` and the tables of models with another vector size."""
+        """This table and its siblings for models with another vector size."""
         db = self._db()
         return [
             db.open_table(n)
             for n in sorted(db.list_tables().tables)
-            if n == FRAMES_TABLE or n.startswith(f"{FRAMES_TABLE}_")
+            if n == self.name or (n.startswith(f"{self.name}_") and n.endswith("d"))
         ]
 
     def count(self, model_id: str | None = None) -> int:
@@ -110,6 +146,24 @@ class VectorStore:
         if not parts:
             return pa.table({c: pa.array([], pa.string()) for c in columns})
         return pa.concat_tables(parts)
+
+    def vectors(self, model_id: str | None, row_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """These rows' vectors (made by `model_id`), in the order given; absent ones skipped."""
+        wanted = set(row_ids)
+        found: dict[str, np.ndarray] = {}
+        where = f"model_id IN ({_sql_list([model_id or ''])})"
+        for table in self._tables():
+            data = table.search().where(where).select(["row_id", "vector"]).limit(None).to_arrow()
+            if not data.num_rows:
+                continue
+            matrix = data.column("vector").combine_chunks().values.to_numpy()
+            matrix = matrix.reshape(data.num_rows, -1)
+            for i, rid in enumerate(data.column("row_id").to_pylist()):
+                if rid in wanted:
+                    found[rid] = matrix[i]
+        ids = [r for r in row_ids if r in found]
+        dim = len(next(iter(found.values()))) if found else 0
+        return ids, np.stack([found[r] for r in ids]) if ids else np.zeros((0, dim), np.float32)
 
     def search(
         self, vector: np.ndarray, model_id: str, limit: int, checksums: Sequence[str] | None = None
@@ -130,7 +184,7 @@ class VectorStore:
             .where(where, prefilter=True)
             .refine_factor(REFINE_FACTOR)
             .limit(limit)
-            .select(["checksum", "time_s", "scene_index", "source", "thumbnail", "_distance"])
+            .select([name for name, _ in self.fields] + ["row_id", "_distance"])
         )
         return query.to_list()
 

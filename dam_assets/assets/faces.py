@@ -1,0 +1,190 @@
+import hashlib
+import json
+import shutil
+
+from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
+from PIL import Image
+
+from ..media.face_model import FaceModel, FaceSettings
+from ..media.face_tracks import link_tracks
+from ..media.faces import FaceBatcher, FoundFace, find_faces, sample_times
+from ..media.frames import Frame, frames_along
+from ..media.transcribe import ModelUnavailable
+from ..partitions import media_partitions
+from ..resources import DamStorage, FaceConfig
+from ..resources.models import face_settings_from_env
+from ..storage.schemas import FACE_TRACKS, FACES, rows_to_table
+from .batch import run_per_partition
+from .probe import PARTITIONS_PER_RUN, probe
+from .scenes import scenes
+
+TRACKING = {"min_iou": 0.3, "min_similarity": 0.5, "max_gap_s": 1.0, "min_length": 3}
+
+
+def _code_version() -> str:
+    """The pack (name and files) and the sampling/filter defaults: change them and partitions
+    go stale."""
+    settings = face_settings_from_env()
+    try:
+        ident = FaceModel(settings, _models_dir()).id
+    except OSError:
+        ident = settings.model
+    blob = json.dumps([ident, repr(FaceSettings(model="")), TRACKING]).encode()
+    return f"faces-1-{hashlib.blake2s(blob, digest_size=4).hexdigest()}"
+
+
+def _models_dir():
+    from ..settings import data_dir
+
+    return data_dir() / "models"
+
+
+@asset(
+    partitions_def=media_partitions,
+    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    deps=[probe, scenes],
+    group_name="people",
+    kinds={"insightface", "onnx", "lancedb"},
+    code_version=_code_version(),
+    pool="faces",
+    description="Faces (insightface) in frames sampled twice a second plus every scene's"
+    " keyframe, filtered by size, score and sharpness, recognised in batches across the run's"
+    " files, and linked into tracks (one face through a shot). Tables `faces`, `face_tracks`;"
+    " vectors in LanceDB `faces` and `face_tracks`; crops under thumbnails/.",
+)
+def faces(
+    context: AssetExecutionContext, storage: DamStorage, face_detection: FaceConfig
+) -> MaterializeResult:
+    store = storage.store()
+    settings = face_detection.settings()
+    keys = list(context.partition_keys)
+    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    scene_rows: dict[str, list[dict]] = {}
+    for row in store.lake.read_units("scenes", keys).to_pylist():
+        scene_rows.setdefault(row["checksum"], []).append(row)
+    visual = [k for k in keys if k in probed and probed[k]["media_kind"] in ("video", "image")]
+    if not settings.enabled:
+        context.log.info("DAM_FACE_MODEL is 'none': faces are not looked for")
+        visual = []
+        model = None
+    else:
+        try:
+            model = FaceModel(settings, store.models_dir).load()
+        except ModelUnavailable as exc:
+            raise Failure(description=str(exc)) from exc
+    batcher = FaceBatcher(model) if model else None
+    found: dict[str, list[FoundFace]] = {}
+    cuts: dict[str, list[float]] = {}
+    looked_total = 0
+
+    def work(checksum: str, path: str) -> dict:
+        nonlocal looked_total
+        info = probed[checksum]
+        crops = store.media_dir(store.thumbnails_dir, checksum) / "faces"
+        if info["media_kind"] == "image":
+            poster_path = store.media_dir(store.thumbnails_dir, checksum) / "poster_large.jpg"
+            with Image.open(poster_path) as im:
+                poster = im.convert("RGB")
+            side = max(info["width"] or 0, info["height"] or 0)  # boxes in the file's pixels
+            frames = [Frame(0.0, poster, side / max(poster.size) if side else 1.0)]
+            still, keyframe_times = True, set()
+        else:
+            rows = sorted(scene_rows.get(checksum, []), key=lambda r: r["scene_index"])
+            keyframe_times = {round(r["keyframe_time_s"], 3) for r in rows if r["keyframe_path"]}
+            cuts[checksum] = [r["start_s"] for r in rows if r["scene_index"] > 0]
+            times = sample_times(info["duration_s"], settings.samples_per_second, keyframe_times)
+            frames = frames_along(path, times, max_side=settings.frame_side)
+            still = False
+        faces_found, looked = find_faces(frames, model, batcher, crops, keyframe_times, still)
+        keep = {f.crop for f in faces_found}
+        for old in crops.glob("face_*.jpg"):  # crops of an earlier run
+            if old not in keep:
+                old.unlink()
+        found[checksum] = faces_found
+        looked_total += looked
+        return {"frames_looked_at": looked, "faces": len(faces_found)}
+
+    forgotten: list[str] = []
+
+    def forget(checksum: str) -> None:  # the file's content is bad: no stale faces stay
+        for table in ("faces", "face_tracks"):
+            store.lake.clear_unit(table, checksum)
+        shutil.rmtree(store.media_dir(store.thumbnails_dir, checksum) / "faces", True)
+        forgotten.append(checksum)
+
+    outcome = run_per_partition(context, store, "faces", visual, work, on_failure=forget)
+    if batcher:
+        batcher.flush()  # the run's last partial batch
+
+    model_id = model.id if model else None
+    done = list(outcome.done)
+    others = [k for k in probed if k not in visual]  # audio, or faces switched off
+    face_vectors, track_vectors = [], []
+    track_total = 0
+    for key in done + others:
+        mine = found.get(key, [])
+        still = probed[key]["media_kind"] == "image"
+        tracks = link_tracks(
+            [f.sample for f in mine],
+            cuts.get(key, []),
+            **{**TRACKING, "min_length": 1 if still else TRACKING["min_length"]},
+        )
+        face_rows = []
+        for n, face in enumerate(mine):
+            s = face.sample
+            track_id = f"{key}:t{s.track}" if s.track is not None else None
+            face_rows.append(
+                {
+                    "checksum": key,
+                    "face_id": f"{key}:{n}",
+                    "time_s": s.time_s,
+                    "source": face.source,
+                    "x1": float(s.bbox[0]),
+                    "y1": float(s.bbox[1]),
+                    "x2": float(s.bbox[2]),
+                    "y2": float(s.bbox[3]),
+                    "det_score": face.score,
+                    "blur": face.blur,
+                    "landmarks": face.landmarks,
+                    "track_id": track_id,
+                    "crop": str(face.crop),
+                    "model_id": model_id,
+                }
+            )
+            face_vectors.append({**face_rows[-1], "vector": s.vector})
+        crop_of = {id(f.sample): str(f.crop) for f in mine}
+        track_rows = []
+        for track in tracks:
+            best = track.best
+            track_rows.append(
+                {
+                    "checksum": key,
+                    "track_id": f"{key}:t{track.index}",
+                    "start_s": track.start_s,
+                    "end_s": track.end_s,
+                    "detections": len(track.members),
+                    "best_crop": crop_of[id(best)],
+                    "best_score": best.quality,
+                    "model_id": model_id,
+                }
+            )
+            track_vectors.append({**track_rows[-1], "vector": track.vector})
+        store.lake.write_unit("faces", key, rows_to_table(FACES, face_rows))
+        store.lake.write_unit("face_tracks", key, rows_to_table(FACE_TRACKS, track_rows))
+        track_total += len(track_rows)
+    replaced = done + others + forgotten
+    if model:  # one commit per table for the whole run
+        store.face_vectors.replace(model_id, replaced, face_vectors, dim=model.dim)
+        store.track_vectors.replace(model_id, replaced, track_vectors, dim=model.dim)
+    else:  # faces switched off: none of these files has faces now
+        store.face_vectors.delete(replaced)
+        store.track_vectors.delete(replaced)
+    metadata = outcome.metadata()
+    metadata.update(
+        model_id=model_id or "none",
+        frames_looked_at=looked_total,
+        faces=len(face_vectors),
+        tracks=track_total,
+        faces_per_batch=settings.batch_size,
+    )
+    return MaterializeResult(metadata=metadata)

@@ -1,0 +1,129 @@
+"""Faces in one file's frames: detect, filter, crop, align; embeddings come later in batches.
+
+`FaceBatcher` collects aligned faces across files and runs the recognizer whenever a batch is
+full, so a run's files share batches while memory stays bounded by one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .face_model import FaceModel, FaceSettings
+from .face_tracks import FaceSample
+from .frames import Frame
+from .output import save_jpeg
+
+CROP_SIDE = 160  # stored face crops (px, longer side)
+CROP_MARGIN = 0.3  # context around the box, as a fraction of its size
+
+
+def sample_times(duration: float | None, per_second: float, extra: Iterable[float] = ()) -> list:
+    """Every 1/per_second seconds from the first frame, plus `extra` (scene keyframes)."""
+    times = {round(float(t), 3) for t in extra if t is not None}
+    if duration and duration > 0 and per_second > 0:
+        step = 1.0 / per_second
+        times.update(round(i * step, 3) for i in range(int(duration / step) + 1))
+    return sorted(times or {0.0})
+
+
+def sharpness(aligned_bgr: np.ndarray) -> float:
+    """Variance of the Laplacian: low for motion-blurred or out-of-focus faces."""
+    gray = cv2.cvtColor(aligned_bgr, cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+@dataclass
+class FoundFace:
+    sample: FaceSample  # time, bbox (source pixels), vector once embedded
+    score: float
+    blur: float
+    landmarks: list[float]  # 5 × (x, y), source pixels
+    crop: Path
+    source: str  # sample | scene | image
+    face_px: float
+
+
+@dataclass
+class FaceBatcher:
+    model: FaceModel
+    pending: list[tuple[np.ndarray, FoundFace]] = field(default_factory=list)
+    embedded: int = 0
+
+    def add(self, aligned: np.ndarray, face: FoundFace) -> None:
+        self.pending.append((aligned, face))
+        if len(self.pending) >= self.model.settings.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        vectors = self.model.embed([a for a, _ in self.pending])
+        for (_, face), vector in zip(self.pending, vectors, strict=True):
+            face.sample.vector = vector
+        self.embedded += len(self.pending)
+        self.pending = []
+
+
+def find_faces(
+    frames: Iterable[Frame],
+    model: FaceModel,
+    batcher: FaceBatcher,
+    crops_dir: Path,
+    scene_times: set[float] = frozenset(),
+    still: bool = False,
+) -> tuple[list[FoundFace], int]:
+    """Faces passing the size, score and sharpness filters; returns them and the number of
+    frames looked at. Crops are written to `crops_dir` as they are found."""
+    settings: FaceSettings = model.settings
+    found: list[FoundFace] = []
+    looked = 0
+    for frame in frames:
+        looked += 1
+        rgb = np.asarray(frame.image.convert("RGB"))
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        source = (
+            "image" if still else ("scene" if round(frame.time, 3) in scene_times else "sample")
+        )
+        for n, det in enumerate(model.detect(bgr)):
+            x1, y1, x2, y2 = (float(v) for v in det.bbox)
+            face_px = min(x2 - x1, y2 - y1) * frame.scale
+            if det.score < settings.det_score or face_px < settings.min_face_px:
+                continue
+            aligned = model.align(bgr, det)
+            blur = sharpness(aligned)
+            if settings.blur_threshold and blur < settings.blur_threshold:
+                continue
+            crop_path = crops_dir / f"face_{round(frame.time * 1000):09d}_{n}.jpg"
+            save_jpeg(_crop(frame, det.bbox), crop_path, quality=88)
+            face = FoundFace(
+                sample=FaceSample(
+                    time_s=round(frame.time, 3),
+                    bbox=np.array([x1, y1, x2, y2]) * frame.scale,
+                    vector=np.zeros(0, np.float32),
+                    quality=det.score * min(face_px, 112.0) / 112.0,
+                ),
+                score=det.score,
+                blur=blur,
+                landmarks=[float(v) * frame.scale for v in det.kps.reshape(-1)],
+                crop=crop_path,
+                source=source,
+                face_px=face_px,
+            )
+            found.append(face)
+            batcher.add(aligned, face)
+    return found, looked
+
+
+def _crop(frame: Frame, bbox: np.ndarray):
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    mx, my = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
+    w, h = frame.image.size
+    box = (max(0, x1 - mx), max(0, y1 - my), min(w, x2 + mx), min(h, y2 + my))
+    crop = frame.image.crop(tuple(round(v) for v in box))
+    crop.thumbnail((CROP_SIDE, CROP_SIDE))
+    return crop

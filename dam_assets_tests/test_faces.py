@@ -1,0 +1,364 @@
+"""Faces: tracking, people clustering with stable ids and names, and the insightface path.
+
+insightface's packs cannot be downloaded here, so the end-to-end tests use the tiny pack that
+conftest.py builds (dam_assets/media/face_pack_tiny.py): an SCRFD-style detector and an
+ArcFace-style recognizer, exported to ONNX, loaded by insightface's own FaceAnalysis. They are
+designed, not trained: they find the coloured squares that `samples.make_face_video` draws and
+embed them by colour, so red, green and blue are three "people". Clustering is tested on
+generated embeddings with known identities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dam_assets import samples as mf
+from dam_assets.discovery import scan
+from dam_assets.media.face_clusters import (
+    Assignment,
+    ClusterParams,
+    PeopleState,
+    update_people,
+)
+from dam_assets.media.face_model import FaceModel, FaceSettings
+from dam_assets.media.face_tracks import FaceSample, link_tracks
+from dam_assets.media.frames import decode_all, frames_along
+from dam_assets.media.transcribe import ModelUnavailable
+from dam_assets.runner import cluster_faces, index_partitions
+
+from .conftest import TINY_FACE_PACK
+
+DIM = 512
+
+
+# -- generated embeddings -------------------------------------------------------------------------
+def identities(n_people: int, seed: int = 0, noise: float = 0.03, sizes=(3, 12)):
+    """Tracks of `n_people` identities: (track ids, vectors, frames, true person per track).
+    Within one person cosine similarity is about 0.6, across people about 0."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, DIM))
+    ids, vectors, frames, truth = [], [], [], []
+    for person in range(n_people):
+        for k in range(int(rng.integers(sizes[0], sizes[1] + 1))):
+            ids.append(f"p{person}-s{seed}-t{k}")
+            vectors.append(centres[person] / np.linalg.norm(centres[person]))
+            vectors[-1] = vectors[-1] + rng.normal(scale=noise, size=DIM)
+            frames.append(frozenset({(person * 1000 + k) << 8 | seed}))  # never shared
+            truth.append(person)
+    return ids, np.array(vectors, np.float32), frames, truth
+
+
+def pairwise_precision_recall(assignments: dict[str, Assignment], ids, truth):
+    found = {t: a.person_id for t, a in assignments.items()}
+    tp = fp = fn = 0
+    for (i, a), (j, b) in combinations(enumerate(ids), 2):
+        same_truth = truth[i] == truth[j]
+        same_found = a in found and b in found and found[a] == found[b]
+        tp += same_truth and same_found
+        fp += same_found and not same_truth
+        fn += same_truth and not same_found
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["recluster", "incremental"])
+def test_clustering_recovers_known_people(full):
+    ids, x, frames, truth = identities(40)
+    state = PeopleState()
+    outcome = update_people(ids, x, frames, state, full=full)
+    precision, recall = pairwise_precision_recall(outcome.assignments, ids, truth)
+    print(
+        f"{'re-cluster' if full else 'incremental'}: precision {precision:.3f}, recall {recall:.3f}"
+    )
+    assert precision >= 0.99 and recall >= 0.95
+    assert len(outcome.centroids) == 40 and sorted(outcome.created) == list(range(1, 41))
+    assert all(a.distance < 0.5 for a in outcome.assignments.values())
+
+
+def test_incremental_joins_known_people_and_needs_three_to_make_one():
+    ids, x, frames, truth = identities(5, seed=1)
+    first = update_people(ids, x, frames, PeopleState())
+    state = PeopleState(
+        assignments=first.assignments,
+        names={p: None for p in first.centroids},
+        centroids=first.centroids,
+        next_id=6,
+    )
+    person_of = {truth[i]: first.assignments[t].person_id for i, t in enumerate(ids)}
+    # new appearances of known people, plus two of a stranger
+    more_ids, more_x, _, more_truth = identities(5, seed=1, sizes=(1, 1))
+    more_ids = [t + "-new" for t in more_ids]
+    stranger = np.random.default_rng(9).normal(size=DIM)
+    stranger_x = [stranger + np.random.default_rng(s).normal(scale=0.03, size=DIM) for s in (1, 2)]
+    all_ids = ids + more_ids + ["s-1", "s-2"]
+    all_x = np.vstack([x, more_x, np.array(stranger_x, np.float32)])
+    new_frames = [frozenset({1 << 40 | i}) for i in range(len(more_ids))]  # seen elsewhere
+    all_frames = frames + new_frames + [frozenset({7}), frozenset({8})]
+    second = update_people(all_ids, all_x, all_frames, state)
+    for t, person in zip(more_ids, more_truth, strict=True):
+        assert second.assignments[t].person_id == person_of[person]
+    assert "s-1" not in second.assignments and not second.created  # two are not enough
+    third_x = np.vstack([all_x, (stranger + 0.01)[None].astype(np.float32)])
+    state.assignments = second.assignments
+    third = update_people([*all_ids, "s-3"], third_x, [*all_frames, frozenset({9})], state)
+    assert third.created == [6]
+    assert {third.assignments[t].person_id for t in ("s-1", "s-2", "s-3")} == {6}
+
+
+def test_ids_and_names_survive_a_recluster():
+    ids, x, frames, truth = identities(8, seed=2)
+    first = update_people(ids, x, frames, PeopleState(), full=True)
+    pid_of = {truth[i]: first.assignments[t].person_id for i, t in enumerate(ids)}
+    # person 0 is named (its tracks pinned, as `dam faces label` does); person 1 is named and
+    # all its tracks will disappear (a re-run of its file): it must not be dropped.
+    assignments = {
+        t: Assignment(a.person_id, a.distance, "user" if a.person_id == pid_of[0] else "auto")
+        for t, a in first.assignments.items()
+    }
+    names = {p: None for p in first.centroids}
+    names[pid_of[0]], names[pid_of[1]] = "Alice", "Bob"
+    state = PeopleState(assignments, names, first.centroids, next_id=9)
+    keep = [i for i, p in enumerate(truth) if p != 1]
+    rng = np.random.default_rng(5)
+    order = rng.permutation(len(keep))  # another order must not change the outcome
+    sel = [keep[i] for i in order]
+    again = update_people([ids[i] for i in sel], x[sel], [frames[i] for i in sel], state, full=True)
+    for i in sel:
+        assert again.assignments[ids[i]].person_id == pid_of[truth[i]]
+    assert pid_of[1] in again.centroids and pid_of[1] not in again.dropped
+    assert not again.created
+    user = [t for t, a in again.assignments.items() if a.source == "user"]
+    assert user and all(again.assignments[t].person_id == pid_of[0] for t in user)
+
+
+def test_two_faces_of_one_frame_are_never_one_person():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=DIM)
+    # six near-identical tracks, but 0/1, 2/3 and 4/5 were seen in the same frames (twins)
+    x = np.array([v + rng.normal(scale=0.01, size=DIM) for _ in range(6)], np.float32)
+    frames = [frozenset({i // 2}) for i in range(6)]
+    ids = [f"t{i}" for i in range(6)]
+    for full in (True, False):
+        out = update_people(ids, x, frames, PeopleState(), ClusterParams(min_faces=3), full=full)
+        for a, b in ((0, 1), (2, 3), (4, 5)):
+            pa, pb = out.assignments.get(ids[a]), out.assignments.get(ids[b])
+            assert not (pa and pb and pa.person_id == pb.person_id)
+        assert len({a.person_id for a in out.assignments.values()}) == 2
+
+
+# -- tracking -------------------------------------------------------------------------------------
+def _sample(t, x, person, rng):
+    vec = np.eye(DIM)[person] + rng.normal(scale=0.01, size=DIM)
+    return FaceSample(t, np.array([x, 100, x + 64, 164], float), vec / np.linalg.norm(vec))
+
+
+def test_tracks_follow_faces_and_respect_gaps_and_cuts():
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(12):  # 0 … 5.5 s at 2 samples per second
+        t = i * 0.5
+        samples.append(_sample(t, 100 + 4 * i, 0, rng))  # A drifts right; a cut at 4.1 s
+        if i not in (5, 6, 7):  # B unseen for 1.5 s: a new track after the gap
+            samples.append(_sample(t, 400, 1, rng))
+        if i == 3:  # C seen twice only: dropped
+            samples.append(_sample(t, 250, 2, rng))
+            samples.append(_sample(t + 0.5, 250, 2, rng))
+    samples.append(_sample(5.5, 560, 0, rng))  # A's look, far away: not A's track
+    tracks = link_tracks(samples, cuts=[4.1])
+    spans = sorted((tr.start_s, tr.end_s, len(tr.members), tr.members[0].bbox[0]) for tr in tracks)
+    # B's return at 4.0 s is alone before the cut (dropped), then a track after it
+    assert spans == [(0.0, 2.0, 5, 400), (0.0, 4.0, 9, 100), (4.5, 5.5, 3, 136), (4.5, 5.5, 3, 400)]
+    assert all(s.track is None for s in samples if s.bbox[0] in (250, 560))
+
+
+def test_two_faces_of_one_frame_are_never_one_track():
+    rng = np.random.default_rng(1)
+    samples = [_sample(i * 0.5, 100, 0, rng) for i in range(8)]
+    samples += [_sample(i * 0.5, 110, 0, rng) for i in range(2, 6)]  # a twin, overlapping
+    tracks = link_tracks(samples)
+    assert sum(len(tr.members) for tr in tracks) == len(samples)
+    for track in tracks:
+        times = [m.time_s for m in track.members]
+        assert len(times) == len(set(times))  # one detection per frame
+    assert len(tracks) == 2
+
+
+# -- frames ---------------------------------------------------------------------------------------
+def test_frames_along_gives_each_requested_moment_once(tmp_path):
+    clip = mf.make_video(tmp_path / "v.mp4", seconds=6.0, fps=25, gop=50, audio=False)
+    every = [f.time for f in frames_along(clip, [i / 25 for i in range(150)], max_side=None)]
+    assert len(every) == decode_all(clip) == 150
+    dense = [round(f.time, 2) for f in frames_along(clip, [0.5 * i for i in range(12)])]
+    assert dense == [round(int(0.5 * i * 25 + 1e-6) / 25, 2) for i in range(12)]  # on screen
+    sparse = [round(f.time, 2) for f in frames_along(clip, [0.3, 5.01], seek_gap_s=1.0)]
+    assert sparse == [0.28, 5.0]
+
+
+# -- the insightface path -------------------------------------------------------------------------
+def test_missing_pack_names_pack_size_place_and_licence(tmp_path):
+    with pytest.raises(ModelUnavailable) as info:
+        FaceModel(FaceSettings(model="buffalo_s"), tmp_path).load()
+    message = str(info.value)
+    assert "buffalo_s" in message and "159 MB" in message
+    assert str(tmp_path / "insightface" / "models" / "buffalo_s") in message
+    assert "non-commercial" in message and "buffalo_s.zip" in message
+
+
+def test_tiny_pack_through_insightface_finds_and_tells_apart(tmp_path):
+    model = FaceModel(FaceSettings(model=str(TINY_FACE_PACK)), tmp_path).load()
+    img = np.full((360, 640, 3), 100, np.uint8)
+    for colour, centre in (("red", (160, 128)), ("green", (448, 224)), ("blue", (512, 64))):
+        mf.draw_face(img, centre, colour)
+    bgr = np.ascontiguousarray(img[:, :, ::-1])
+    faces = sorted(model.detect(bgr), key=lambda f: f.bbox[0])
+    assert [tuple(f.bbox.astype(int)) for f in faces] == [
+        (128, 96, 192, 160),
+        (416, 192, 480, 256),
+        (480, 32, 544, 96),
+    ]
+    vectors = model.embed([model.align(bgr, f) for f in faces])
+    assert vectors.shape == (3, 512)
+    sims = vectors @ vectors.T
+    assert np.allclose(np.diag(sims), 1, atol=1e-4) and (sims[~np.eye(3, dtype=bool)] < 0).all()
+    assert not model.detect(np.ascontiguousarray(mf.bars_frame(640, 360, 0)[:, :, ::-1]))
+
+
+FACE_SHOTS = {
+    "a.mp4": [
+        [("red", (160, 128)), ("green", (448, 224))],
+        [("red", (320, 192))],
+        [("blue", (192, 96)), ("red", (448, 256))],
+    ],
+    "b.mp4": [[("green", (320, 160))], [("red", (160, 224)), ("blue", (480, 128))]],
+}
+
+
+@pytest.fixture
+def faces_indexed(instance, store, tmp_path):
+    root = tmp_path / "faces"
+    for name, shots in FACE_SHOTS.items():
+        mf.age(mf.make_face_video(root / name, shots))
+    report = scan([root], store)
+    outcome = index_partitions(report.checksums, store, instance=instance, say=str)
+    assert not outcome.failed_runs
+    return report, root
+
+
+def _dam(data_dir, *args):
+    env = {**os.environ, "DAM_DATA_DIR": str(data_dir)}
+    out = subprocess.run(
+        [sys.executable, "-m", "dam_assets.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_ingest_finds_tracks_and_people(faces_indexed, store, data_dir, instance):
+    report, root = faces_indexed
+    a = report.by_path[str(root / "a.mp4")]
+    tracks = store.sql(
+        "SELECT checksum, start_s, end_s, detections, best_crop FROM face_tracks"
+        " ORDER BY checksum, start_s, track_id"
+    ).to_pylist()
+    # a.mp4: 3 shots of 3 s; b.mp4: 2 shots; one track per face per shot
+    assert len([t for t in tracks if t["checksum"] == a]) == 5 and len(tracks) == 8
+    assert all(t["detections"] >= 3 and Path(t["best_crop"]).is_file() for t in tracks)
+    assert all(t["end_s"] - t["start_s"] >= 2.0 for t in tracks)
+    faces = store.sql("SELECT * FROM faces").to_pylist()
+    assert all(f["track_id"] and len(f["landmarks"]) == 10 for f in faces)
+    assert all(f["det_score"] >= 0.7 and f["x2"] - f["x1"] >= 40 for f in faces)
+    assert store.face_vectors.count() == len(faces)
+    assert store.track_vectors.count() == len(tracks)
+    # red appears 4 times (a person); green and blue twice each (not yet people)
+    listed = json.loads(_dam(data_dir, "faces", "list", "--json"))
+    assert [(p["faces"], p["files"]) for p in listed] == [(4, 2)]
+    red = listed[0]
+    ranges = {Path(f["path"]).name: f["ranges"] for f in red["appearances"]}
+    assert ranges["b.mp4"] == [[3.0, pytest.approx(5.9, abs=0.2)]]
+    assert ranges["a.mp4"][0][0] == 0.0 and ranges["a.mp4"][-1][1] > 8.0
+    text = _dam(data_dir, "faces", "list")
+    assert "4 appearance(s) in 2 file(s)" in text and "b.mp4  0:03.00–0:05." in text
+
+    # a name survives a re-cluster; search by name and by id agree
+    _dam(data_dir, "faces", "label", str(red["person_id"]), "Ruby")
+    _run_id, ok = cluster_faces(instance, recluster=True)
+    assert ok
+    again = json.loads(_dam(data_dir, "faces", "list", "--json"))
+    assert [(p["person_id"], p["name"]) for p in again] == [(red["person_id"], "Ruby")]
+    by_name = json.loads(_dam(data_dir, "search", "--person", "ruby", "--json"))
+    by_id = json.loads(_dam(data_dir, "search", "--person", str(red["person_id"]), "--json"))
+    assert by_name == by_id and {Path(f["path"]).name for f in by_name} == {"a.mp4", "b.mp4"}
+    people = store.sql("SELECT name, faces, files FROM people").to_pylist()
+    assert people == [{"name": "Ruby", "faces": 4, "files": 2}]
+    clusters = store.sql("SELECT DISTINCT source FROM face_clusters").column(0).to_pylist()
+    assert clusters == ["user"]
+
+
+def test_more_footage_makes_new_people_and_merge(
+    faces_indexed, store, data_dir, instance, tmp_path
+):
+    # a third file with green once more: green reaches three appearances and becomes a person
+    root = tmp_path / "more"
+    mf.age(mf.make_face_video(root / "c.mp4", [[("green", (192, 192))]]))
+    report = scan([root], store)
+    assert not index_partitions(report.checksums, store, instance=instance, say=str).failed_runs
+    listed = json.loads(_dam(data_dir, "faces", "list", "--json"))
+    assert sorted((p["faces"], p["files"]) for p in listed) == [(3, 3), (4, 2)]
+    red, green = sorted(listed, key=lambda p: -p["faces"])
+    assert green["person_id"] > red["person_id"]
+    # the user says they are one person (the machine never would: different colours)
+    out = _dam(data_dir, "faces", "merge", str(red["person_id"]), str(green["person_id"]))
+    assert f"person {green['person_id']} merged into {red['person_id']}" in out
+    assert cluster_faces(instance, recluster=True)[1]
+    merged = json.loads(_dam(data_dir, "faces", "list", "--json"))
+    assert [(p["person_id"], p["faces"]) for p in merged] == [(red["person_id"], 7)]
+    # the merged id still finds the person
+    assert json.loads(_dam(data_dir, "search", "--person", str(green["person_id"]), "--json"))
+
+
+def test_missing_pack_fails_only_the_faces_step(instance, store, tmp_path, monkeypatch):
+    from dam_assets.definitions import defs
+    from dam_assets.partitions import MEDIA_PARTITIONS_NAME
+
+    clip = mf.age(mf.make_face_video(tmp_path / "m" / "x.mp4", [[("red", (160, 128))]]))
+    [checksum] = scan([clip.parent], store).checksums
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, [checksum])
+    monkeypatch.setenv("DAM_FACE_MODEL", "buffalo_l")
+    result = defs.resolve_job_def("index_media").execute_in_process(
+        instance=instance, partition_key=checksum, raise_on_error=False
+    )
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["faces"]
+    message = failures[0].event_specific_data.error.message
+    assert "buffalo_l" in message and "326 MB" in message and "non-commercial" in message
+    done = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert {"probe", "scenes", "clip_embeddings"} <= done
+
+
+def test_face_checks_pass_then_name_the_damaged_file(faces_indexed, store, instance):
+    from dagster import build_asset_check_context
+
+    from dam_assets.checks import faces_match_vectors_and_crops, people_are_consistent
+    from dam_assets.resources import DamStorage
+
+    storage = DamStorage(data_dir=str(store.data_dir))
+    context = build_asset_check_context(instance=instance)
+    assert faces_match_vectors_and_crops(context, storage).passed
+    people = people_are_consistent(context, storage)
+    assert people.passed and people.metadata["checked"].value == 4
+    [face] = store.sql("SELECT checksum, crop FROM faces LIMIT 1").to_pylist()
+    Path(face["crop"]).unlink()
+    failing = faces_match_vectors_and_crops(context, storage)
+    assert not failing.passed and failing.metadata["partitions"].value == face["checksum"]
