@@ -27,7 +27,7 @@ class ClusterReport:
 
 def load_tracks(store: Store):
     """Track ids, mean vectors and the frames each was seen in, for the face model most tracks
-    were made with (vectors of two models are not comparable)."""
+    were made with (vectors of two models are not comparable), and every track id there is."""
     tracks = store.sql(
         "SELECT track_id, checksum, model_id FROM face_tracks ORDER BY checksum, start_s"
     ).to_pylist()
@@ -44,7 +44,8 @@ def load_tracks(store: Store):
         if row["track_id"] in present:
             key = (checksum_no[row["checksum"]] << 32) | round(row["time_s"] * 1000)
             frames[row["track_id"]].add(key)
-    return ids, vectors, [frozenset(frames[t]) for t in ids], model_id, len(tracks) - len(mine)
+    everything = {t["track_id"] for t in tracks}
+    return ids, vectors, [frozenset(frames[t]) for t in ids], model_id, everything
 
 
 def cluster_people(
@@ -53,14 +54,18 @@ def cluster_people(
     full: bool = False,
     say: Callable[[str], None] = lambda _m: None,
 ) -> ClusterReport:
-    ids, vectors, frames, model_id, other = load_tracks(store)
-    if other:
-        say(f"{other} face tracks come from another face model; they join once re-indexed")
     people = store.people
-    state = people.state()
-    say(f"{'re-clustering' if full else 'assigning'} {len(ids)} face tracks")
-    outcome = update_people(ids, vectors, frames, state, params or ClusterParams(), full=full)
-    people.save(outcome.assignments, outcome.centroids, outcome.dropped)
+    with people.exclusive():  # one run at a time: ids handed out once
+        ids, vectors, frames, model_id, everything = load_tracks(store)
+        other = len(everything) - len(ids)
+        if other:
+            say(f"{other} face tracks come from another face model; they join once re-indexed")
+        state = people.state(model_id)
+        say(f"{'re-clustering' if full else 'assigning'} {len(ids)} face tracks")
+        outcome = update_people(ids, vectors, frames, state, params or ClusterParams(), full=full)
+        people.save(
+            outcome.assignments, outcome.centroids, outcome.dropped, ids, everything, model_id
+        )
     export_people(store)
     return ClusterReport(
         tracks=len(ids),

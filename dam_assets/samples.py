@@ -304,18 +304,24 @@ def make_face_video(
     fps: int = 10,
     size: tuple[int, int] = (640, 360),
     scale: int = 1,
+    grain: int = 0,
 ) -> Path:
     """Shots separated by hard cuts (a new background each), each showing these faces
     (colour, centre). Faces drift a few pixels during a shot; centres on the 32 px grid are
     where the tiny detector's anchors are (at `scale` 2, 128 px faces on a 64 px grid for
-    frames the detector sees at half size)."""
+    frames the detector sees at half size). `grain` adds moving noise to the background, so
+    decoding costs what camera footage does."""
     width, height = size
     images = []
+    rng = np.random.default_rng(0)
     per_shot = round(shot_seconds * fps)
     for shot, faces in enumerate(shots):
         background = (60, 160, 100, 200)[shot % 4]
         for i in range(per_shot):
             img = np.full((height, width, 3), background, np.uint8)
+            if grain:
+                noise = rng.integers(-grain, grain + 1, (height, width, 1), dtype=np.int16)
+                img = np.clip(img + noise, 0, 255).astype(np.uint8)
             drift = round(6 * scale * (2 * i / max(per_shot - 1, 1) - 1))  # -6 … +6 px
             for colour, (x, y) in faces:
                 draw_face(img, (x + drift, y), colour, scale)

@@ -1,6 +1,7 @@
 """The storage sensor: watched folders in, batched runs of new partitions out."""
 
 import json
+import time
 
 from dagster import (
     DagsterRunStatus,
@@ -130,10 +131,14 @@ def _people_request(store, cursor: dict) -> RunRequest | None:
     """Once index runs have settled, place new face tracks among people (incremental) if the
     set of tracks changed since the last request."""
     [sig] = store.sql(
-        "SELECT count(*) n, coalesce(sum(hash(track_id)), 0) h FROM face_tracks"
+        "SELECT count(*) n, coalesce(sum(hash(track_id || start_s || end_s || detections ||"
+        " coalesce(model_id, ''))), 0) h FROM face_tracks"
     ).to_pylist()
     signature = f"{sig['n']}:{sig['h']}"
     if not sig["n"] or cursor.get("face_tracks") == signature:
         return None
     cursor["face_tracks"] = signature
-    return RunRequest(run_key=f"people:{signature}", job_name=face_clusters_job.name)
+    # the cursor decides; the key only has to be new (a signature can come back)
+    return RunRequest(
+        run_key=f"people:{signature}:{time.time():.0f}", job_name=face_clusters_job.name
+    )

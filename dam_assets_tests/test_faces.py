@@ -17,6 +17,7 @@ import sys
 from itertools import combinations
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -199,6 +200,21 @@ def test_frames_along_gives_each_requested_moment_once(tmp_path):
     assert dense == [round(int(0.5 * i * 25 + 1e-6) / 25, 2) for i in range(12)]  # on screen
     sparse = [round(f.time, 2) for f in frames_along(clip, [0.3, 5.01], seek_gap_s=1.0)]
     assert sparse == [0.28, 5.0]
+    # intra-only ProRes: every frame is a keyframe, so each request is one seek
+    prores = mf.make_video(tmp_path / "p.mov", seconds=3.0, codec="prores_ks", size=(256, 144))
+    decoded = []
+    real_decode = av.container.InputContainer.decode
+
+    def counting(self, *args, **kwargs):
+        for frame in real_decode(self, *args, **kwargs):
+            decoded.append(frame.pts)
+            yield frame
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(av.container.InputContainer, "decode", counting)
+        picked = [round(f.time, 2) for f in frames_along(prores, [0.5 * i for i in range(6)])]
+    assert picked == [0.0, 0.48, 1.0, 1.48, 2.0, 2.48]
+    assert 6 <= len(decoded) < 20  # of 75 frames
 
 
 # -- the insightface path -------------------------------------------------------------------------
@@ -362,3 +378,45 @@ def test_face_checks_pass_then_name_the_damaged_file(faces_indexed, store, insta
     Path(face["crop"]).unlink()
     failing = faces_match_vectors_and_crops(context, storage)
     assert not failing.passed and failing.metadata["partitions"].value == face["checksum"]
+
+
+def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
+    from dam_assets.media.face_tracks import carry_over
+    from dam_assets.storage.people import PeopleStore, PersonNotFound
+
+    box_a, box_b = [100, 100, 164, 164], [400, 100, 464, 164]
+    old = [("f:t0", t, box_a) for t in (0, 0.5, 1)] + [("f:t1", t, box_b) for t in (1, 1.5, 2)]
+    # the new run found another face first, so the numbers moved; b's track is gone
+    new = [("f:t0", t, [300, 300, 364, 364]) for t in (0, 0.5)]
+    new += [("f:t1", t, [102, 101, 166, 165]) for t in (0, 0.5, 1)]
+    assert carry_over(old, new) == {"f:t0": "f:t1"}
+
+    people = PeopleStore(tmp_path / "people.sqlite")
+    vec = np.ones(4, np.float32) / 2
+    people.save(
+        {"f:t0": Assignment(1, 0.1), "f:t1": Assignment(2, 0.1), "g:t0": Assignment(1, 0.2)},
+        {1: vec, 2: vec},
+        [],
+        considered=["f:t0", "f:t1", "g:t0"],
+        existing={"f:t0", "f:t1", "g:t0"},
+        model_id="m",
+    )
+    people.label(1, "Ana")
+    with pytest.raises(ValueError, match="already 'Ana'"):
+        people.label(2, "ana")
+    with pytest.raises(ValueError, match="person id"):
+        people.label(2, "2024")
+    people.rename_tracks({"f:t0": "f:t1", "f:t1": None})
+    state = people.state("m")
+    assert state.assignments == {
+        "f:t1": Assignment(1, 0.1, "user"),
+        "g:t0": Assignment(1, 0.2, "user"),
+    }
+    assert state.names == {1: "Ana", 2: None} and set(people.state("other").centroids) == set()
+    # a run that saw only g's track leaves f's placements alone
+    people.save({"g:t0": Assignment(1, 0.3)}, {1: vec}, [2], ["g:t0"], {"f:t1", "g:t0"}, "m")
+    assert set(people.state().assignments) == {"f:t1", "g:t0"}
+    assert 2 not in people.state().names  # unnamed and empty: dropped
+    with pytest.raises(PersonNotFound):
+        people.merge(1, 2)
+    assert people.resolve("ANA") == 1

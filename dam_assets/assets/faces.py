@@ -6,9 +6,9 @@ from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeR
 from PIL import Image
 
 from ..media.face_model import FaceModel, FaceSettings
-from ..media.face_tracks import link_tracks
+from ..media.face_tracks import carry_over, link_tracks
 from ..media.faces import FaceBatcher, FoundFace, find_faces, sample_times
-from ..media.frames import Frame, frames_along
+from ..media.frames import Frame, first_frame, frames_along
 from ..media.transcribe import ModelUnavailable
 from ..partitions import media_partitions
 from ..resources import DamStorage, FaceConfig
@@ -17,6 +17,7 @@ from ..storage.schemas import FACE_TRACKS, FACES, rows_to_table
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
 from .scenes import scenes
+from .thumbnails import thumbnails
 
 TRACKING = {"min_iou": 0.3, "min_similarity": 0.5, "max_gap_s": 1.0, "min_length": 3}
 
@@ -42,7 +43,7 @@ def _models_dir():
 @asset(
     partitions_def=media_partitions,
     backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
-    deps=[probe, scenes],
+    deps=[probe, scenes, thumbnails],
     group_name="people",
     kinds={"insightface", "onnx", "lancedb"},
     code_version=_code_version(),
@@ -82,11 +83,15 @@ def faces(
         info = probed[checksum]
         crops = store.media_dir(store.thumbnails_dir, checksum) / "faces"
         if info["media_kind"] == "image":
+            # the upright poster (EXIF orientation applied); boxes are in the file's pixels
             poster_path = store.media_dir(store.thumbnails_dir, checksum) / "poster_large.jpg"
-            with Image.open(poster_path) as im:
-                poster = im.convert("RGB")
-            side = max(info["width"] or 0, info["height"] or 0)  # boxes in the file's pixels
-            frames = [Frame(0.0, poster, side / max(poster.size) if side else 1.0)]
+            if poster_path.is_file():
+                with Image.open(poster_path) as im:
+                    poster = im.convert("RGB")
+                side = max(info["width"] or 0, info["height"] or 0)
+                frames = [Frame(0.0, poster, side / max(poster.size) if side else 1.0)]
+            else:
+                frames = [f for f in [first_frame(path, settings.frame_side)] if f]
             still, keyframe_times = True, set()
         else:
             rows = sorted(scene_rows.get(checksum, []), key=lambda r: r["scene_index"])
@@ -115,9 +120,18 @@ def faces(
     outcome = run_per_partition(context, store, "faces", visual, work, on_failure=forget)
     if batcher:
         batcher.flush()  # the run's last partial batch
+    for key in list(outcome.done):  # a recognizer batch failed: those files are not done
+        if any(f.sample.vector.size == 0 for f in found.get(key, [])):
+            message = "the face recognizer failed on a batch holding this file's faces"
+            store.record_stage_error("faces", key, None, "RecognizerError", message)
+            outcome.done.remove(key)
+            outcome.failed[key] = message
 
     model_id = model.id if model else None
     done = list(outcome.done)
+    # the tracks these files had before: their people (and user pins) move to the new tracks
+    before = store.lake.read_units("faces", done).to_pylist() if done else []
+    renamed: dict[str, str | None] = {}
     others = [k for k in probed if k not in visual]  # audio, or faces switched off
     face_vectors, track_vectors = [], []
     track_total = 0
@@ -169,6 +183,18 @@ def faces(
                 }
             )
             track_vectors.append({**track_rows[-1], "vector": track.vector})
+        old = [
+            (r["track_id"], r["time_s"], [r["x1"], r["y1"], r["x2"], r["y2"]])
+            for r in before
+            if r["checksum"] == key and r["track_id"]
+        ]
+        new = [
+            (r["track_id"], r["time_s"], [r["x1"], r["y1"], r["x2"], r["y2"]])
+            for r in face_rows
+            if r["track_id"]
+        ]
+        follows = carry_over(old, new)
+        renamed.update({t: follows.get(t) for t, _, _ in old})
         store.lake.write_unit("faces", key, rows_to_table(FACES, face_rows))
         store.lake.write_unit("face_tracks", key, rows_to_table(FACE_TRACKS, track_rows))
         track_total += len(track_rows)
@@ -179,6 +205,7 @@ def faces(
     else:  # faces switched off: none of these files has faces now
         store.face_vectors.delete(replaced)
         store.track_vectors.delete(replaced)
+    store.people.rename_tracks(renamed)
     metadata = outcome.metadata()
     metadata.update(
         model_id=model_id or "none",

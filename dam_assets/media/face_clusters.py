@@ -7,8 +7,10 @@ The unit is a track's mean embedding (one appearance). Two paths:
   least `min_faces` tracks (Immich's defaults: 0.5 and 3). Ungrouped tracks wait.
 - full re-cluster (on demand, nightly): average-linkage agglomerative clustering over all
   tracks. For unit vectors the average pairwise cosine similarity of two clusters is
-  `sum_a · sum_b / (n_a n_b)`, so linkage is exact and merging is cheap; candidate pairs come
-  from each track's nearest neighbours, so it scales past what a full distance matrix allows.
+  `sum_a · sum_b / (n_a n_b)`, so linkage is exact and merging is cheap. Candidate pairs come
+  from each track's nearest neighbours (so clusters joined only through pairs outside every
+  member's 24 nearest are not considered), which keeps memory linear; finding the neighbours
+  is still one n × n product, done in blocks (about a minute at 100k tracks, make bench).
 
 Whatever a user decided is kept: tracks placed by a user (labelling pins a person's tracks,
 merging pins both) start as one locked cluster per person, two locked clusters never merge,
@@ -231,7 +233,7 @@ def update_people(
         assignments = dict(present)
         centres = _centres(ids, x, assignments)
         for pid, centre in state.centroids.items():  # people whose tracks are all gone
-            if pid in state.names and pid not in centres:
+            if pid in state.names and pid not in centres and centre.shape == x.shape[1:]:
                 centres[pid] = unit(centre)
         person_frames: dict[int, set[int]] = {}
         for t, a in assignments.items():

@@ -119,3 +119,28 @@ def link_tracks(
         for sample in track.members:
             sample.track = number
     return kept
+
+
+def carry_over(
+    old: list[tuple[str, float, np.ndarray]],
+    new: list[tuple[str, float, np.ndarray]],
+    min_iou: float = 0.5,
+) -> dict[str, str]:
+    """Which new track continues which old one when a file is analysed again: (track id, time,
+    box) detections of both runs, matched by how many sample times their boxes overlap. Only
+    boxes are compared, so it holds across a change of face model. One-to-one, best first."""
+    by_time: dict[float, list[tuple[str, np.ndarray]]] = {}
+    for track, t, box in new:
+        by_time.setdefault(round(t, 3), []).append((track, np.asarray(box, float)))
+    votes: dict[tuple[str, str], int] = {}
+    for track, t, box in old:
+        for other, other_box in by_time.get(round(t, 3), []):
+            if iou_matrix(np.asarray(box, float)[None], other_box[None])[0, 0] >= min_iou:
+                votes[(track, other)] = votes.get((track, other), 0) + 1
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for (track, other), _ in sorted(votes.items(), key=lambda kv: -kv[1]):
+        if track not in mapping and other not in taken:
+            mapping[track] = other
+            taken.add(other)
+    return mapping

@@ -62,11 +62,11 @@ class FaceBatcher:
     def flush(self) -> None:
         if not self.pending:
             return
-        vectors = self.model.embed([a for a, _ in self.pending])
-        for (_, face), vector in zip(self.pending, vectors, strict=True):
+        batch, self.pending = self.pending, []  # a failed batch is not retried by every add
+        vectors = self.model.embed([a for a, _ in batch])
+        for (_, face), vector in zip(batch, vectors, strict=True):
             face.sample.vector = vector
-        self.embedded += len(self.pending)
-        self.pending = []
+        self.embedded += len(batch)
 
 
 def find_faces(

@@ -47,10 +47,11 @@ def _picture(frame: av.VideoFrame, offset: float, max_side: int | None) -> Frame
 def frames_along(
     path: str | Path, times: Iterable[float], max_side: int | None = 1280, seek_gap_s: float = 2.0
 ) -> Iterator[Frame]:
-    """The frame on screen at each requested time, in time order, each picture once. Decodes
-    forward between close requests and seeks across gaps longer than `seek_gap_s`, so dense
-    sampling costs one decode pass and sparse sampling touches only the GOPs it needs; only the
-    chosen frames are converted to RGB."""
+    """The frame on screen at each requested time, in time order, each picture once. Seeks
+    when the next request is further away than the keyframe interval (as measured while
+    decoding; `seek_gap_s` until two keyframes were seen) and decodes forward otherwise: long-GOP
+    H.264 at 2 requests a second is one decode pass, intra-only ProRes or MJPEG decodes about
+    one frame per request. Only the chosen frames are converted to RGB."""
     targets = sorted(set(max(0.0, t) for t in times))
     if not targets:
         return
@@ -60,6 +61,7 @@ def frames_along(
         offset = _start_offset(stream)
         start = stream.start_time or 0
         i, decoder, prev, position, sought = 0, None, None, None, None
+        last_key, key_interval = None, None
         emitted: set[int] = set()
 
         def emit(frame) -> Iterator[Frame]:
@@ -69,7 +71,8 @@ def frames_along(
 
         while i < len(targets):
             t = targets[i]
-            far = position is not None and t - position > seek_gap_s and sought != t
+            gap = key_interval if key_interval is not None else seek_gap_s
+            far = position is not None and t - position > gap and sought != t
             if decoder is None or far:  # (a GOP can be longer than the gap: seek once per t)
                 sought = t
                 try:
@@ -77,6 +80,7 @@ def frames_along(
                 except av.error.FFmpegError:
                     return
                 decoder, prev, position = container.decode(stream), None, None
+                last_key = None  # keyframe spacing is measured within one decoding run
             try:
                 frame = next(decoder, None)
             except av.error.FFmpegError:
@@ -88,6 +92,10 @@ def frames_along(
             if frame.pts is None:
                 continue
             position = float(frame.time or 0.0) - offset
+            if frame.key_frame:
+                if last_key is not None and position > last_key:
+                    key_interval = max(key_interval or 0.0, position - last_key)
+                last_key = position
             if position <= t + 1e-6:
                 prev = frame
                 continue

@@ -7,7 +7,10 @@ a run replaces only machine-made assignments and never touches names.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -19,6 +22,7 @@ CREATE TABLE IF NOT EXISTS people (
     person_id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
     name TEXT,
     centroid BLOB,
+    centroid_model TEXT,  -- vectors of another face model are not comparable
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     merged_into INTEGER
@@ -41,19 +45,37 @@ class PeopleStore(SqliteFile):
     def __init__(self, path):
         super().__init__(path, _SCHEMA)
 
-    def state(self) -> PeopleState:
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One clustering run at a time across processes (sensor runs, `dam ingest`, the
+        nightly re-cluster): each reads the state, works, and saves on top of it."""
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def state(self, model_id: str | None = None) -> PeopleState:
+        """Everything a clustering run needs, read in one transaction. Centres are given only
+        for people whose centre was made by `model_id` (when given)."""
         with self._connect() as con:
+            con.execute("BEGIN")
             people = con.execute(
-                "SELECT person_id, name, centroid FROM people WHERE merged_into IS NULL"
+                "SELECT person_id, name, centroid, centroid_model FROM people"
+                " WHERE merged_into IS NULL"
             ).fetchall()
             rows = con.execute("SELECT track_id, person_id, distance, source FROM assignments")
             assignments = {t: Assignment(p, d or 0.0, s) for t, p, d, s in rows}
             seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'people'").fetchone()
+            con.execute("COMMIT")
         return PeopleState(
             assignments=assignments,
-            names={pid: name for pid, name, _ in people},
+            names={pid: name for pid, name, _, _ in people},
             centroids={
-                pid: np.frombuffer(blob, dtype=np.float32) for pid, _, blob in people if blob
+                pid: np.frombuffer(blob, dtype=np.float32)
+                for pid, _, blob, model in people
+                if blob and (model_id is None or model == model_id)
             },
             next_id=(seq[0] if seq else 0) + 1,
         )
@@ -63,21 +85,33 @@ class PeopleStore(SqliteFile):
         assignments: dict[str, Assignment],
         centroids: dict[int, np.ndarray | None],
         dropped: list[int],
+        considered: Sequence[str],
+        existing: set[str],
+        model_id: str | None,
     ) -> None:
-        """Store a clustering run's result in one transaction. Assignments a user made since
-        the run read the state win; names are left as they are."""
+        """Store a clustering run's result in one transaction. Only the run's own tracks
+        (`considered`) and tracks that no longer exist lose their machine-made place; user
+        decisions made since the run read the state win; names are left as they are."""
         now = time.time()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             for pid, centre in centroids.items():
                 blob = None if centre is None else np.asarray(centre, np.float32).tobytes()
                 con.execute(
-                    "INSERT INTO people (person_id, centroid, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET"
-                    " centroid = coalesce(excluded.centroid, centroid), updated_at = ?",
-                    (pid, blob, now, now, now),
+                    "INSERT INTO people (person_id, centroid, centroid_model, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET"
+                    " centroid = coalesce(excluded.centroid, centroid), centroid_model ="
+                    " CASE WHEN excluded.centroid IS NULL THEN centroid_model"
+                    " ELSE excluded.centroid_model END, updated_at = ?",
+                    (pid, blob, model_id, now, now, now),
                 )
-            con.execute("DELETE FROM assignments WHERE source = 'auto'")
+            mine = set(considered)
+            stale = [
+                (t,)
+                for (t,) in con.execute("SELECT track_id FROM assignments WHERE source = 'auto'")
+                if t in mine or t not in existing
+            ]
+            con.executemany("DELETE FROM assignments WHERE track_id = ?", stale)
             con.executemany(
                 "INSERT OR IGNORE INTO assignments VALUES (?, ?, ?, ?)",
                 [(t, a.person_id, a.distance, a.source) for t, a in assignments.items()],
@@ -92,6 +126,31 @@ class PeopleStore(SqliteFile):
                 "DELETE FROM people WHERE person_id = ? AND name IS NULL AND merged_into IS NULL"
                 " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.person_id = ?)",
                 [(pid, pid) for pid in dropped],
+            )
+            con.execute("COMMIT")
+
+    def rename_tracks(self, renamed: dict[str, str | None]) -> None:
+        """A file was analysed again and its tracks renumbered: move every placement (user
+        pins included) to the track that continues it; a track with no successor loses its
+        place (its person, and its name, stay)."""
+        if not renamed:
+            return
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            olds = list(renamed)
+            rows = []
+            for i in range(0, len(olds), 500):
+                chunk = olds[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += con.execute(
+                    f"SELECT track_id, person_id, distance, source FROM assignments"
+                    f" WHERE track_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            con.executemany("DELETE FROM assignments WHERE track_id = ?", [(t,) for t in olds])
+            con.executemany(
+                "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?)",
+                [(renamed[t], p, d, src) for t, p, d, src in rows if renamed.get(t)],
             )
             con.execute("COMMIT")
 
@@ -118,12 +177,27 @@ class PeopleStore(SqliteFile):
         return int(row[0])
 
     def label(self, person_id: int, name: str) -> None:
-        """Name a person and pin its tracks: re-clusters keep them together under this id."""
+        """Name a person and pin its tracks: re-clusters keep them together under this id.
+        Names are unique (case-insensitive) and not all digits, so they resolve like ids."""
+        name = name.strip()
+        if not name or name.isdigit():
+            raise ValueError(f"{name!r} cannot be a name (it would read as a person id)")
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
+            other = con.execute(
+                "SELECT person_id, name FROM people WHERE lower(name) = lower(?) AND person_id != ?"
+                " AND merged_into IS NULL",
+                (name, person_id),
+            ).fetchone()
+            if other:
+                con.execute("ROLLBACK")
+                raise ValueError(
+                    f"person {other[0]} is already {other[1]!r}; if they are the same person:"
+                    f" dam faces merge {other[0]} {person_id}"
+                )
             con.execute(
                 "UPDATE people SET name = ?, updated_at = ? WHERE person_id = ?",
-                (name.strip() or None, time.time(), person_id),
+                (name, time.time(), person_id),
             )
             con.execute("UPDATE assignments SET source = 'user' WHERE person_id = ?", (person_id,))
             con.execute("COMMIT")
@@ -137,9 +211,15 @@ class PeopleStore(SqliteFile):
             con.execute("BEGIN IMMEDIATE")
             names = dict(
                 con.execute(
-                    "SELECT person_id, name FROM people WHERE person_id IN (?, ?)", (keep, other)
+                    "SELECT person_id, name FROM people WHERE person_id IN (?, ?)"
+                    " AND merged_into IS NULL",
+                    (keep, other),
                 ).fetchall()
             )
+            if len(names) != 2:  # changed since the ids were resolved
+                con.execute("ROLLBACK")
+                missing = [p for p in (keep, other) if p not in names]
+                raise PersonNotFound(f"no person {missing[0]} any more (see `dam faces list`)")
             name = names.get(keep) or names.get(other)
             now = time.time()
             con.execute(
