@@ -191,10 +191,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     discovery = store.sql(
         "SELECT count(*) AS n FROM ingest_errors WHERE stage = 'discovery'"
     ).to_pylist()[0]["n"]
+    people = store.sql(
+        "SELECT (SELECT count(*) FROM people WHERE faces > 0 OR name IS NOT NULL) AS people,"
+        " (SELECT count(*) FROM people WHERE name IS NOT NULL) AS named,"
+        " (SELECT count(*) FROM face_tracks) AS tracks,"
+        " (SELECT count(*) FROM face_clusters) AS tracks_placed"
+    ).to_pylist()[0]
     if args.json:
-        print(json.dumps({"assets": rows, "files": files, "discovery_errors": discovery}))
+        out = {"assets": rows, "files": files, "discovery_errors": discovery, "people": people}
+        print(json.dumps(out))
         return EXIT_OK
     print_table(pa.Table.from_pylist(rows))
+    print(
+        f"people: {people['people']} ({people['named']} named); {people['tracks_placed']} of"
+        f" {people['tracks']} face tracks placed (`dam faces list`)."
+    )
     print(
         f"files: {files['files']} paths, {files['contents']} distinct contents,"
         f" {files['missing']} missing; {discovery} file(s) could not be read at discovery."

@@ -112,33 +112,40 @@ def media_storage_sensor(
     )
 
 
+def _when_changed(store, cursor: dict, name: str, sql: str, job_name: str) -> RunRequest | None:
+    """A run of `job_name` if the table signature `sql` (count `n`, hash sum `h`) differs from
+    the one the cursor remembers under `name`. The cursor decides; the run key only has to be
+    new (a signature can come back to an earlier value)."""
+    [sig] = store.sql(sql).to_pylist()
+    signature = f"{sig['n']}:{sig['h']}"
+    if not sig["n"] or cursor.get(name) == signature:
+        return None
+    cursor[name] = signature
+    return RunRequest(run_key=f"{name}:{signature}:{time.time():.0f}", job_name=job_name)
+
+
 def _sessions_request(context: SensorEvaluationContext, store, cursor: dict) -> RunRequest | None:
     """Once the index runs have settled (nothing new this tick), regroup the rig sessions if
     the set of capture segments changed since the last request (files outside rigs do not
-    count), unless a sessions run is already materializing it."""
-    [sig] = store.sql(
+    count)."""
+    return _when_changed(
+        store,
+        cursor,
+        "segments",
         "SELECT count(*) n, coalesce(sum(hash(checksum || coalesce(CAST(capture_start AS"
-        " VARCHAR), ''))), 0) h FROM capture_segments"
-    ).to_pylist()
-    signature = f"{sig['n']}:{sig['h']}"
-    if not sig["n"] or cursor.get("segments") == signature:
-        return None
-    cursor["segments"] = signature
-    return RunRequest(run_key=f"sessions:{signature}", job_name=capture_sessions_job.name)
+        " VARCHAR), ''))), 0) h FROM capture_segments",
+        capture_sessions_job.name,
+    )
 
 
 def _people_request(store, cursor: dict) -> RunRequest | None:
     """Once index runs have settled, place new face tracks among people (incremental) if the
-    set of tracks changed since the last request."""
-    [sig] = store.sql(
+    tracks changed since the last request."""
+    return _when_changed(
+        store,
+        cursor,
+        "face_tracks",
         "SELECT count(*) n, coalesce(sum(hash(track_id || start_s || end_s || detections ||"
-        " coalesce(model_id, ''))), 0) h FROM face_tracks"
-    ).to_pylist()
-    signature = f"{sig['n']}:{sig['h']}"
-    if not sig["n"] or cursor.get("face_tracks") == signature:
-        return None
-    cursor["face_tracks"] = signature
-    # the cursor decides; the key only has to be new (a signature can come back)
-    return RunRequest(
-        run_key=f"people:{signature}:{time.time():.0f}", job_name=face_clusters_job.name
+        " coalesce(model_id, ''))), 0) h FROM face_tracks",
+        face_clusters_job.name,
     )

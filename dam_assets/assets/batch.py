@@ -99,6 +99,17 @@ def run_per_partition(
     return outcome
 
 
+def visual_inputs(store: Store, keys: list[str]) -> tuple[dict, dict[str, list[dict]], list[str]]:
+    """What the frame-sampling assets read: each partition's probe row, its scenes, and which
+    partitions are pictures at all (videos and stills)."""
+    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    scene_rows: dict[str, list[dict]] = {}
+    for row in store.lake.read_units("scenes", keys).to_pylist():
+        scene_rows.setdefault(row["checksum"], []).append(row)
+    visual = [k for k in keys if k in probed and probed[k]["media_kind"] in ("video", "image")]
+    return probed, scene_rows, visual
+
+
 def _current_path(store: Store, checksum: str, path: str | None) -> str:
     """A present copy of this content, unchanged since it was hashed (so the bytes we read are
     the bytes the checksum names)."""

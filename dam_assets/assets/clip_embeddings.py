@@ -14,7 +14,7 @@ from ..partitions import media_partitions
 from ..resources import ClipConfig, DamStorage
 from ..resources.models import clip_settings_from_env
 from ..storage.schemas import CLIP_FRAMES, TAGS, rows_to_table
-from .batch import run_per_partition
+from .batch import run_per_partition, visual_inputs
 from .probe import PARTITIONS_PER_RUN
 from .scenes import scenes
 
@@ -51,11 +51,7 @@ def clip_embeddings(
     store = storage.store()
     settings = clip.settings()
     keys = list(context.partition_keys)
-    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
-    scene_rows: dict[str, list[dict]] = {}
-    for row in store.lake.read_units("scenes", keys).to_pylist():
-        scene_rows.setdefault(row["checksum"], []).append(row)
-    visual = [k for k in keys if k in probed and probed[k]["media_kind"] in ("video", "image")]
+    probed, scene_rows, visual = visual_inputs(store, keys)
     try:
         model = ClipModel(settings, store.models_dir).load()
     except ModelUnavailable as exc:

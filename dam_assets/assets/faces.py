@@ -14,7 +14,7 @@ from ..partitions import media_partitions
 from ..resources import DamStorage, FaceConfig
 from ..resources.models import face_settings_from_env
 from ..storage.schemas import FACE_TRACKS, FACES, rows_to_table
-from .batch import run_per_partition
+from .batch import run_per_partition, visual_inputs
 from .probe import PARTITIONS_PER_RUN, probe
 from .scenes import scenes
 from .thumbnails import thumbnails
@@ -59,11 +59,7 @@ def faces(
     store = storage.store()
     settings = face_detection.settings()
     keys = list(context.partition_keys)
-    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
-    scene_rows: dict[str, list[dict]] = {}
-    for row in store.lake.read_units("scenes", keys).to_pylist():
-        scene_rows.setdefault(row["checksum"], []).append(row)
-    visual = [k for k in keys if k in probed and probed[k]["media_kind"] in ("video", "image")]
+    probed, scene_rows, visual = visual_inputs(store, keys)
     if not settings.enabled:
         context.log.info("DAM_FACE_MODEL is 'none': faces are not looked for")
         visual = []

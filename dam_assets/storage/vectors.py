@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .schemas import CLIP_FRAMES
+
 FRAMES_TABLE = "clip_frames"
 # Measured (make bench, 2 cores, 512-d): LanceDB's exact search takes ~38 ms at 10k vectors,
 # ~280 ms at 100k, ~2.2 s at 1M; it crosses 50 ms near 14k. Past this line an IVF_PQ index is
@@ -26,14 +28,7 @@ INDEX_MIN_ROWS = 15_000
 REFINE_FACTOR = 10
 
 
-FRAME_FIELDS = [
-    ("checksum", pa.string()),
-    ("time_s", pa.float64()),
-    ("scene_index", pa.int32()),
-    ("source", pa.string()),  # scene | interval | image
-    ("thumbnail", pa.string()),
-    ("model_id", pa.string()),
-]
+FRAME_FIELDS = [(field.name, field.type) for field in CLIP_FRAMES.schema]  # the catalog's mirror
 FACE_FIELDS = [
     ("checksum", pa.string()),
     ("time_s", pa.float64()),
