@@ -420,3 +420,53 @@ def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
     with pytest.raises(PersonNotFound):
         people.merge(1, 2)
     assert people.resolve("ANA") == 1
+
+
+def test_sensor_places_new_faces_and_nightly_reclusters(instance, data_dir, tmp_path):
+    from dagster import SensorResult, build_schedule_context, build_sensor_context
+
+    from dam_assets.definitions import defs
+    from dam_assets.resources import DamStorage, MediaDiscovery
+    from dam_assets.schedules import nightly_face_recluster
+    from dam_assets.sensors import media_storage_sensor
+
+    inbox = tmp_path / "inbox"
+    mf.age(mf.make_face_video(inbox / "a.mp4", FACE_SHOTS["a.mp4"]))
+
+    def tick(cursor=None):
+        context = build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={
+                "storage": DamStorage(data_dir=str(data_dir)),
+                "discovery": MediaDiscovery(watch_roots=str(inbox)),
+            },
+        )
+        return media_storage_sensor(context)
+
+    first = tick()
+    [add] = first.dynamic_partitions_requests
+    instance.add_dynamic_partitions("media", list(add.partition_keys))
+    for request in first.run_requests:
+        job = defs.resolve_job_def("index_media")
+        assert job.execute_in_process(instance=instance, tags=request.tags).success
+    second = tick(first.cursor)
+    assert isinstance(second, SensorResult)
+    [people] = second.run_requests
+    assert people.job_name == "cluster_faces"
+    assert defs.resolve_job_def("cluster_faces").execute_in_process(instance=instance).success
+    assert not isinstance(tick(second.cursor), SensorResult)  # people are current now
+    store_people = json.loads(_dam(data_dir, "faces", "list", "--json"))
+    assert [p["faces"] for p in store_people] == [3]
+
+    [nightly] = nightly_face_recluster.evaluate_tick(
+        build_schedule_context(instance=instance)
+    ).run_requests
+    assert nightly.run_config == {"ops": {"face_clusters": {"config": {"recluster": True}}}}
+    result = defs.resolve_job_def("cluster_faces").execute_in_process(
+        instance=instance, run_config=nightly.run_config
+    )
+    [materialized] = result.get_asset_materialization_events()
+    metadata = materialized.materialization.metadata
+    assert metadata["mode"].value == "re-cluster" and metadata["people"].value == 1
+    assert json.loads(_dam(data_dir, "faces", "list", "--json")) == store_people  # same ids
