@@ -294,6 +294,8 @@ def test_ingest_finds_tracks_and_people(faces_indexed, store, data_dir, instance
     faces = store.sql("SELECT * FROM faces").to_pylist()
     assert all(f["track_id"] and len(f["landmarks"]) == 10 for f in faces)
     assert all(f["det_score"] >= 0.7 and f["x2"] - f["x1"] >= 40 for f in faces)
+    assert all(Path(f["crop"]).is_file() for f in faces)
+    assert not list(store.thumbnails_dir.glob("*/*/faces.*"))  # staging folders swapped in
     assert store.face_vectors.count() == len(faces)
     assert store.track_vectors.count() == len(tracks)
     # red appears 4 times (a person); green and blue twice each (not yet people)

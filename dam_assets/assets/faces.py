@@ -1,6 +1,7 @@
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
 from PIL import Image
@@ -96,11 +97,12 @@ def faces(
             times = sample_times(info["duration_s"], settings.samples_per_second, keyframe_times)
             frames = frames_along(path, times, max_side=settings.frame_side)
             still = False
-        faces_found, looked = find_faces(frames, model, batcher, crops, keyframe_times, still)
-        keep = {f.crop for f in faces_found}
-        for old in crops.glob("face_*.jpg"):  # crops of an earlier run
-            if old not in keep:
-                old.unlink()
+        staging = crops.with_name("faces.partial")
+        shutil.rmtree(staging, ignore_errors=True)  # what a killed run left
+        staging.mkdir(parents=True)
+        faces_found, looked = find_faces(
+            frames, model, batcher, crops, staging, keyframe_times, still
+        )
         found[checksum] = faces_found
         looked_total += looked
         return {"frames_looked_at": looked, "faces": len(faces_found)}
@@ -110,7 +112,8 @@ def faces(
     def forget(checksum: str) -> None:  # the file's content is bad: no stale faces stay
         for table in ("faces", "face_tracks"):
             store.lake.clear_unit(table, checksum)
-        shutil.rmtree(store.media_dir(store.thumbnails_dir, checksum) / "faces", True)
+        for folder in ("faces", "faces.partial"):
+            shutil.rmtree(store.media_dir(store.thumbnails_dir, checksum) / folder, True)
         forgotten.append(checksum)
 
     outcome = run_per_partition(context, store, "faces", visual, work, on_failure=forget)
@@ -202,6 +205,8 @@ def faces(
         store.face_vectors.delete(replaced)
         store.track_vectors.delete(replaced)
     store.people.rename_tracks(renamed)
+    for key in done:  # the rows are written: their crops replace the old ones
+        _swap_in_crops(store.media_dir(store.thumbnails_dir, key) / "faces")
     metadata = outcome.metadata()
     metadata.update(
         model_id=model_id or "none",
@@ -211,3 +216,15 @@ def faces(
         faces_per_batch=settings.batch_size,
     )
     return MaterializeResult(metadata=metadata)
+
+
+def _swap_in_crops(crops: Path) -> None:
+    """Replace a file's crops folder by the run's staging folder (two renames: old rows never
+    point at a half-written set)."""
+    staging, old = crops.with_name("faces.partial"), crops.with_name("faces.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if crops.exists():
+        crops.rename(old)
+    if staging.exists():
+        staging.rename(crops)
+    shutil.rmtree(old, ignore_errors=True)

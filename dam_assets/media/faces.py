@@ -74,11 +74,14 @@ def find_faces(
     model: FaceModel,
     batcher: FaceBatcher,
     crops_dir: Path,
+    write_dir: Path | None = None,
     scene_times: set[float] = frozenset(),
     still: bool = False,
 ) -> tuple[list[FoundFace], int]:
     """Faces passing the size, score and sharpness filters; returns them and the number of
-    frames looked at. Crops are written to `crops_dir` as they are found."""
+    frames looked at. Crops are written as they are found, to `write_dir` (a staging folder the
+    caller moves into place once the tables are written) or else `crops_dir`; rows name them
+    under `crops_dir`."""
     settings: FaceSettings = model.settings
     found: list[FoundFace] = []
     looked = 0
@@ -98,8 +101,9 @@ def find_faces(
             blur = sharpness(aligned)
             if settings.blur_threshold and blur < settings.blur_threshold:
                 continue
-            crop_path = crops_dir / f"face_{round(frame.time * 1000):09d}_{n}.jpg"
-            save_jpeg(_crop(frame, det.bbox), crop_path, quality=88)
+            crop_name = f"face_{round(frame.time * 1000):09d}_{n}.jpg"
+            crop_path = crops_dir / crop_name
+            save_jpeg(_crop(frame, det.bbox), (write_dir or crops_dir) / crop_name, quality=88)
             face = FoundFace(
                 sample=FaceSample(
                     time_s=round(frame.time, 3),
