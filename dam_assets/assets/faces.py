@@ -142,57 +142,15 @@ def faces(
             cuts.get(key, []),
             **{**TRACKING, "min_length": 1 if still else TRACKING["min_length"]},
         )
-        face_rows = []
-        for n, face in enumerate(mine):
-            s = face.sample
-            track_id = f"{key}:t{s.track}" if s.track is not None else None
-            face_rows.append(
-                {
-                    "checksum": key,
-                    "face_id": f"{key}:{n}",
-                    "time_s": s.time_s,
-                    "source": face.source,
-                    "x1": float(s.bbox[0]),
-                    "y1": float(s.bbox[1]),
-                    "x2": float(s.bbox[2]),
-                    "y2": float(s.bbox[3]),
-                    "det_score": face.score,
-                    "blur": face.blur,
-                    "landmarks": face.landmarks,
-                    "track_id": track_id,
-                    "crop": str(face.crop),
-                    "model_id": model_id,
-                }
-            )
-            face_vectors.append({**face_rows[-1], "vector": s.vector})
-        crop_of = {id(f.sample): str(f.crop) for f in mine}
-        track_rows = []
-        for track in tracks:
-            best = track.best
-            track_rows.append(
-                {
-                    "checksum": key,
-                    "track_id": f"{key}:t{track.index}",
-                    "start_s": track.start_s,
-                    "end_s": track.end_s,
-                    "detections": len(track.members),
-                    "best_crop": crop_of[id(best)],
-                    "best_score": best.quality,
-                    "model_id": model_id,
-                }
-            )
-            track_vectors.append({**track_rows[-1], "vector": track.vector})
-        old = [
-            (r["track_id"], r["time_s"], [r["x1"], r["y1"], r["x2"], r["y2"]])
-            for r in before
-            if r["checksum"] == key and r["track_id"]
+        face_rows, track_rows = _rows(key, mine, tracks, model_id)
+        face_vectors += [
+            {**row, "vector": f.sample.vector} for row, f in zip(face_rows, mine, strict=True)
         ]
-        new = [
-            (r["track_id"], r["time_s"], [r["x1"], r["y1"], r["x2"], r["y2"]])
-            for r in face_rows
-            if r["track_id"]
+        track_vectors += [
+            {**row, "vector": t.vector} for row, t in zip(track_rows, tracks, strict=True)
         ]
-        follows = carry_over(old, new)
+        old = _boxes([r for r in before if r["checksum"] == key])
+        follows = carry_over(old, _boxes(face_rows))
         renamed.update({t: follows.get(t) for t, _, _ in old})
         store.lake.write_unit("faces", key, rows_to_table(FACES, face_rows))
         store.lake.write_unit("face_tracks", key, rows_to_table(FACE_TRACKS, track_rows))
@@ -216,6 +174,55 @@ def faces(
         faces_per_batch=settings.batch_size,
     )
     return MaterializeResult(metadata=metadata)
+
+
+def _rows(key: str, mine: list[FoundFace], tracks: list, model_id: str | None):
+    """One file's `faces` and `face_tracks` rows (vectors go beside them into LanceDB)."""
+    face_rows = []
+    for n, face in enumerate(mine):
+        s = face.sample
+        face_rows.append(
+            {
+                "checksum": key,
+                "face_id": f"{key}:{n}",
+                "time_s": s.time_s,
+                "source": face.source,
+                "x1": float(s.bbox[0]),
+                "y1": float(s.bbox[1]),
+                "x2": float(s.bbox[2]),
+                "y2": float(s.bbox[3]),
+                "det_score": face.score,
+                "blur": face.blur,
+                "landmarks": face.landmarks,
+                "track_id": f"{key}:t{s.track}" if s.track is not None else None,
+                "crop": str(face.crop),
+                "model_id": model_id,
+            }
+        )
+    crop_of = {id(f.sample): str(f.crop) for f in mine}
+    track_rows = [
+        {
+            "checksum": key,
+            "track_id": f"{key}:t{track.index}",
+            "start_s": track.start_s,
+            "end_s": track.end_s,
+            "detections": len(track.members),
+            "best_crop": crop_of[id(track.best)],
+            "best_score": track.best.quality,
+            "model_id": model_id,
+        }
+        for track in tracks
+    ]
+    return face_rows, track_rows
+
+
+def _boxes(face_rows: list[dict]) -> list[tuple[str, float, list[float]]]:
+    """(track, time, box) of tracked faces: what `carry_over` compares across runs."""
+    return [
+        (r["track_id"], r["time_s"], [r["x1"], r["y1"], r["x2"], r["y2"]])
+        for r in face_rows
+        if r["track_id"]
+    ]
 
 
 def _swap_in_crops(crops: Path) -> None:
