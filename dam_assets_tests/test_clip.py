@@ -157,6 +157,19 @@ def test_one_embedding_pass_mixes_files(indexed, store, instance, monkeypatch):
     [counts] = frames.to_pylist()
     assert calls == [counts["n"]] and counts["files"] == 3  # all files, one pass
 
+    # long videos: frames are embedded chunk by chunk as they pile up, not all held at once
+    from dam_assets.assets import clip_embeddings as clip_asset
+
+    calls.clear()
+    monkeypatch.setattr(clip_asset, "EMBED_CHUNK", 2)
+    defs.resolve_job_def("index_media").execute_in_process(
+        instance=instance,
+        tags=range_tags(batch),
+        asset_selection=[defs.resolve_assets_def("clip_embeddings").key],
+    )
+    assert len(calls) > 1 and sum(calls) == counts["n"]
+    assert store.vectors.count() == counts["n"]
+
 
 def test_a_frame_finds_itself_first_and_filters(indexed, store):
     report, long_clip = indexed

@@ -19,6 +19,9 @@ from .probe import PARTITIONS_PER_RUN
 from .scenes import scenes
 
 FRAME_SIDE = 320  # stored thumbnail size; CLIP itself sees 224 px
+# Frames held before they are embedded: batches still mix files, and a run of long videos
+# holds at most this many decoded images (about 170 MB at 320 px), not all of them.
+EMBED_CHUNK = 1024
 EVERY_S_DEFAULT = 5.0
 
 
@@ -60,6 +63,14 @@ def clip_embeddings(
     frames: dict[str, list[dict]] = {}  # checksum -> frame rows (vector filled in below)
     images: list[Image.Image] = []
     slots: list[dict] = []
+
+    def embed_pending() -> None:
+        batch, rows = images[:], slots[:]
+        images.clear()  # a failed chunk is not retried by every later file
+        slots.clear()
+        for row, vector in zip(rows, model.embed_images(batch), strict=True):
+            row["vector"] = vector
+            row["model_id"] = model.id
 
     def extract(checksum: str, path: str) -> dict:
         info = probed[checksum]
@@ -105,14 +116,20 @@ def clip_embeddings(
         for row, image in rows:
             slots.append(row)
             images.append(image)
+        if len(images) >= EMBED_CHUNK:
+            embed_pending()
         return {"frames": len(rows)}
 
     outcome = run_per_partition(context, store, "clip_embeddings", visual, extract)
-    # One pass over every frame of the run: batches mix files, the model loads once.
-    vectors = model.embed_images(images) if images else None
-    for row, vector in zip(slots, vectors if vectors is not None else [], strict=True):
-        row["vector"] = vector
-        row["model_id"] = model.id
+    # The model loads once per run; batches mix files; frames are embedded chunk by chunk.
+    if images:
+        embed_pending()
+    for key in list(outcome.done):  # a chunk failed to embed: those files are not done
+        if any("vector" not in r for r in frames[key]):
+            message = "the CLIP model failed on a chunk holding this file's frames"
+            store.record_stage_error("clip_embeddings", key, None, "EmbeddingError", message)
+            outcome.done.remove(key)
+            outcome.failed[key] = message
 
     done = list(outcome.done)
     non_visual = [k for k in probed if k not in visual]
