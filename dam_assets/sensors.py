@@ -118,8 +118,8 @@ def _when_changed(store, cursor: dict, name: str, sql: str, job_name: str) -> Ru
     new (a signature can come back to an earlier value)."""
     [sig] = store.sql(sql).to_pylist()
     signature = f"{sig['n']}:{sig['h']}"
-    if not sig["n"] or cursor.get(name) == signature:
-        return None
+    if cursor.get(name) == signature or (not sig["n"] and not cursor.get(name)):
+        return None  # unchanged, or never anything (once emptied, one run tidies up)
     cursor[name] = signature
     return RunRequest(run_key=f"{name}:{signature}:{time.time():.0f}", job_name=job_name)
 

@@ -396,11 +396,16 @@ def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
     people = PeopleStore(tmp_path / "people.sqlite")
     vec = np.ones(4, np.float32) / 2
     people.save(
-        {"f:t0": Assignment(1, 0.1), "f:t1": Assignment(2, 0.1), "g:t0": Assignment(1, 0.2)},
+        {
+            "f:t0": Assignment(1, 0.1),
+            "f:t1": Assignment(2, 0.1),
+            "f:t3": Assignment(2, 0.1),  # a track the new run's carry-over does not mention
+            "g:t0": Assignment(1, 0.2),
+        },
         {1: vec, 2: vec},
         [],
-        considered=["f:t0", "f:t1", "g:t0"],
-        existing={"f:t0", "f:t1", "g:t0"},
+        considered=["f:t0", "f:t1", "f:t3", "g:t0"],
+        existing={"f:t0", "f:t1", "f:t3", "g:t0"},
         model_id="m",
     )
     people.label(1, "Ana")
@@ -408,7 +413,7 @@ def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
         people.label(2, "ana")
     with pytest.raises(ValueError, match="person id"):
         people.label(2, "2024")
-    people.rename_tracks({"f:t0": "f:t1", "f:t1": None})
+    people.rename_tracks({"f:t0": "f:t1", "f:t1": None}, files=["f"])
     state = people.state("m")
     assert state.assignments == {
         "f:t1": Assignment(1, 0.1, "user"),
@@ -421,6 +426,8 @@ def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
     assert 2 not in people.state().names  # unnamed and empty: dropped
     with pytest.raises(PersonNotFound):
         people.merge(1, 2)
+    with pytest.raises(PersonNotFound):
+        people.label(2, "Bea")
     assert people.resolve("ANA") == 1
 
 
@@ -472,3 +479,30 @@ def test_sensor_places_new_faces_and_nightly_reclusters(instance, data_dir, tmp_
     metadata = materialized.materialization.metadata
     assert metadata["mode"].value == "re-cluster" and metadata["people"].value == 1
     assert json.loads(_dam(data_dir, "faces", "list", "--json")) == store_people  # same ids
+
+
+def test_a_failed_recognizer_batch_fails_only_its_faces(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from dam_assets.media.faces import FaceBatcher, find_faces
+    from dam_assets.media.frames import Frame
+
+    model = FaceModel(FaceSettings(model=str(TINY_FACE_PACK), batch_size=2), tmp_path).load()
+    real_embed, calls = FaceModel.embed, []
+
+    def first_batch_fails(self, aligned):
+        calls.append(len(aligned))
+        if len(calls) == 1:
+            raise RuntimeError("onnxruntime: out of memory")
+        return real_embed(self, aligned)
+
+    monkeypatch.setattr(FaceModel, "embed", first_batch_fails)
+    img = np.full((360, 640, 3), 100, np.uint8)
+    mf.draw_face(img, (160, 128), "red")
+    frames = [Frame(t, Image.fromarray(img)) for t in (0.0, 0.5, 1.0, 1.5)]
+    batcher = FaceBatcher(model)
+    found, looked = find_faces(frames, model, batcher, tmp_path / "crops")
+    batcher.flush()
+    assert looked == 4 and calls == [2, 2]
+    assert [f.sample.vector.size for f in found] == [0, 0, 512, 512]
+    assert batcher.error == "RuntimeError: onnxruntime: out of memory"

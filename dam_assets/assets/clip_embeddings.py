@@ -64,11 +64,18 @@ def clip_embeddings(
     images: list[Image.Image] = []
     slots: list[dict] = []
 
+    failure: list[str] = []
+
     def embed_pending() -> None:
         batch, rows = images[:], slots[:]
         images.clear()  # a failed chunk is not retried by every later file
         slots.clear()
-        for row, vector in zip(rows, model.embed_images(batch), strict=True):
+        try:
+            vectors = model.embed_images(batch)
+        except Exception as exc:  # the chunk's files fail, not the file that filled it
+            failure.append(f"{type(exc).__name__}: {exc}")
+            return
+        for row, vector in zip(rows, vectors, strict=True):
             row["vector"] = vector
             row["model_id"] = model.id
 
@@ -126,7 +133,7 @@ def clip_embeddings(
         embed_pending()
     for key in list(outcome.done):  # a chunk failed to embed: those files are not done
         if any("vector" not in r for r in frames[key]):
-            message = "the CLIP model failed on a chunk holding this file's frames"
+            message = f"the CLIP model failed on this file's frames: {failure[-1]}"
             store.record_stage_error("clip_embeddings", key, None, "EmbeddingError", message)
             outcome.done.remove(key)
             outcome.failed[key] = message

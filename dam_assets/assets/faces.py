@@ -88,7 +88,7 @@ def faces(
                 side = max(info["width"] or 0, info["height"] or 0)
                 frames = [Frame(0.0, poster, side / max(poster.size) if side else 1.0)]
             else:
-                frames = [f for f in [first_frame(path, settings.frame_side)] if f]
+                frames = [f for f in [first_frame(path, settings.frame_side)] if f]  # scaled
             still, keyframe_times = True, set()
         else:
             rows = sorted(scene_rows.get(checksum, []), key=lambda r: r["scene_index"])
@@ -121,50 +121,53 @@ def faces(
         batcher.flush()  # the run's last partial batch
     for key in list(outcome.done):  # a recognizer batch failed: those files are not done
         if any(f.sample.vector.size == 0 for f in found.get(key, [])):
-            message = "the face recognizer failed on a batch holding this file's faces"
+            message = f"the face recognizer failed on this file's faces: {batcher.error}"
             store.record_stage_error("faces", key, None, "RecognizerError", message)
             outcome.done.remove(key)
             outcome.failed[key] = message
 
     model_id = model.id if model else None
     done = list(outcome.done)
-    # the tracks these files had before: their people (and user pins) move to the new tracks
-    before = store.lake.read_units("faces", done).to_pylist() if done else []
-    renamed: dict[str, str | None] = {}
     others = [k for k in probed if k not in visual]  # audio, or faces switched off
+    replaced = done + others + forgotten
     face_vectors, track_vectors = [], []
     track_total = 0
-    for key in done + others:
-        mine = found.get(key, [])
-        still = probed[key]["media_kind"] == "image"
-        tracks = link_tracks(
-            [f.sample for f in mine],
-            cuts.get(key, []),
-            **{**TRACKING, "min_length": 1 if still else TRACKING["min_length"]},
-        )
-        face_rows, track_rows = _rows(key, mine, tracks, model_id)
-        face_vectors += [
-            {**row, "vector": f.sample.vector} for row, f in zip(face_rows, mine, strict=True)
-        ]
-        track_vectors += [
-            {**row, "vector": t.vector} for row, t in zip(track_rows, tracks, strict=True)
-        ]
-        old = _boxes([r for r in before if r["checksum"] == key])
-        follows = carry_over(old, _boxes(face_rows))
-        renamed.update({t: follows.get(t) for t, _, _ in old})
-        store.lake.write_unit("faces", key, rows_to_table(FACES, face_rows))
-        store.lake.write_unit("face_tracks", key, rows_to_table(FACE_TRACKS, track_rows))
-        track_total += len(track_rows)
-    replaced = done + others + forgotten
+    # Under the people lock: no clustering run sees new track numbers with old placements.
+    with store.people.exclusive():
+        # the tracks these files had before: their people (and user pins) move to the new ones
+        before = store.lake.read_units("faces", done).to_pylist() if done else []
+        renamed: dict[str, str | None] = {}
+        for key in done + others:
+            mine = found.get(key, [])
+            still = probed[key]["media_kind"] == "image"
+            tracks = link_tracks(
+                [f.sample for f in mine],
+                cuts.get(key, []),
+                **{**TRACKING, "min_length": 1 if still else TRACKING["min_length"]},
+            )
+            face_rows, track_rows = _rows(key, mine, tracks, model_id)
+            face_vectors += [
+                {**row, "vector": f.sample.vector} for row, f in zip(face_rows, mine, strict=True)
+            ]
+            track_vectors += [
+                {**row, "vector": t.vector} for row, t in zip(track_rows, tracks, strict=True)
+            ]
+            old = _boxes([r for r in before if r["checksum"] == key])
+            follows = carry_over(old, _boxes(face_rows))
+            renamed.update({t: follows.get(t) for t, _, _ in old})
+            store.lake.write_unit("faces", key, rows_to_table(FACES, face_rows))
+            store.lake.write_unit("face_tracks", key, rows_to_table(FACE_TRACKS, track_rows))
+            if key in found:  # the rows are written: their crops replace the old ones
+                _swap_in_crops(store.media_dir(store.thumbnails_dir, key) / "faces")
+            track_total += len(track_rows)
+        # placements follow renumbered tracks; files without tracks now keep none
+        store.people.rename_tracks(renamed, files=replaced)
     if model:  # one commit per table for the whole run
         store.face_vectors.replace(model_id, replaced, face_vectors, dim=model.dim)
         store.track_vectors.replace(model_id, replaced, track_vectors, dim=model.dim)
     else:  # faces switched off: none of these files has faces now
         store.face_vectors.delete(replaced)
         store.track_vectors.delete(replaced)
-    store.people.rename_tracks(renamed)
-    for key in done:  # the rows are written: their crops replace the old ones
-        _swap_in_crops(store.media_dir(store.thumbnails_dir, key) / "faces")
     metadata = outcome.metadata()
     metadata.update(
         model_id=model_id or "none",

@@ -53,6 +53,7 @@ class FaceBatcher:
     model: FaceModel
     pending: list[tuple[np.ndarray, FoundFace]] = field(default_factory=list)
     embedded: int = 0
+    error: str | None = None  # the last recognizer failure: its faces keep empty vectors
 
     def add(self, aligned: np.ndarray, face: FoundFace) -> None:
         self.pending.append((aligned, face))
@@ -63,7 +64,11 @@ class FaceBatcher:
         if not self.pending:
             return
         batch, self.pending = self.pending, []  # a failed batch is not retried by every add
-        vectors = self.model.embed([a for a, _ in batch])
+        try:
+            vectors = self.model.embed([a for a, _ in batch])
+        except Exception as exc:  # the files of this batch fail, not the file that filled it
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
         for (_, face), vector in zip(batch, vectors, strict=True):
             face.sample.vector = vector
         self.embedded += len(batch)

@@ -144,7 +144,7 @@ def first_frame(path: str | Path, max_side: int | None = None) -> Frame | None:
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                return Frame(float(frame.time or 0.0), _scaled(frame, max_side))
+                return _picture(frame, 0.0, max_side)
     except av.error.FFmpegError:
         return None
     return None

@@ -44,6 +44,10 @@ class PersonNotFound(LookupError):
 class PeopleStore(SqliteFile):
     def __init__(self, path):
         super().__init__(path, _SCHEMA)
+        with self._connect() as con:  # databases made before centres remembered their model
+            columns = {row[1] for row in con.execute("PRAGMA table_info(people)")}
+            if "centroid_model" not in columns:
+                con.execute("ALTER TABLE people ADD COLUMN centroid_model TEXT")
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -129,28 +133,32 @@ class PeopleStore(SqliteFile):
             )
             con.execute("COMMIT")
 
-    def rename_tracks(self, renamed: dict[str, str | None]) -> None:
-        """A file was analysed again and its tracks renumbered: move every placement (user
-        pins included) to the track that continues it; a track with no successor loses its
-        place (its person, and its name, stay)."""
-        if not renamed:
+    def rename_tracks(self, renamed: dict[str, str | None], files: Sequence[str] = ()) -> None:
+        """Files were analysed again and their tracks renumbered: move every placement (user
+        pins included) to the track that continues it. Any other placement of a track of
+        these `files` goes (its track is gone or is now someone else); people and names stay."""
+        if not renamed and not files:
             return
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
-            olds = list(renamed)
-            rows = []
-            for i in range(0, len(olds), 500):
-                chunk = olds[i : i + 500]
+            moving = []
+            for i in range(0, len(renamed), 500):
+                chunk = list(renamed)[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                rows += con.execute(
+                moving += con.execute(
                     f"SELECT track_id, person_id, distance, source FROM assignments"
                     f" WHERE track_id IN ({marks})",
                     chunk,
                 ).fetchall()
-            con.executemany("DELETE FROM assignments WHERE track_id = ?", [(t,) for t in olds])
+            con.executemany("DELETE FROM assignments WHERE track_id = ?", [(t,) for t in renamed])
+            # track ids are "<checksum>:t<n>": everything else of these files
+            con.executemany(
+                "DELETE FROM assignments WHERE substr(track_id, 1, ?) = ?",
+                [(len(f) + 1, f + ":") for f in files],
+            )
             con.executemany(
                 "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?)",
-                [(renamed[t], p, d, src) for t, p, d, src in rows if renamed.get(t)],
+                [(renamed[t], p, d, src) for t, p, d, src in moving if renamed.get(t)],
             )
             con.execute("COMMIT")
 
@@ -195,10 +203,14 @@ class PeopleStore(SqliteFile):
                     f"person {other[0]} is already {other[1]!r}; if they are the same person:"
                     f" dam faces merge {other[0]} {person_id}"
                 )
-            con.execute(
-                "UPDATE people SET name = ?, updated_at = ? WHERE person_id = ?",
+            named = con.execute(
+                "UPDATE people SET name = ?, updated_at = ? WHERE person_id = ?"
+                " AND merged_into IS NULL",
                 (name, time.time(), person_id),
-            )
+            ).rowcount
+            if not named:
+                con.execute("ROLLBACK")
+                raise PersonNotFound(f"no person {person_id} any more (see `dam faces list`)")
             con.execute("UPDATE assignments SET source = 'user' WHERE person_id = ?", (person_id,))
             con.execute("COMMIT")
 
