@@ -28,6 +28,31 @@ class IndexOutcome:
     runs: list[str] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
 
+    def record(self, run: tuple[str, bool]) -> bool:
+        run_id, ok = run
+        self.runs.append(run_id)
+        if not ok:
+            self.failed_runs.append(run_id)
+        return ok
+
+
+def _execute(
+    instance: DagsterInstance, job_name: str, log_level: str, source: str, **kwargs
+) -> tuple[str, bool]:
+    """One in-process run of a job of the code location: (run id, succeeded). The console shows
+    only `log_level` and above; the full log is in the instance (UI)."""
+    from .definitions import defs  # the code location, loaded only when running
+
+    run_config = kwargs.pop("run_config", {})
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        tags={"dam/source": source, **kwargs.pop("tags", {})},
+        raise_on_error=False,
+        run_config={**run_config, "loggers": {"console": {"config": {"log_level": log_level}}}},
+        **kwargs,
+    )
+    return result.run_id, result.success
+
 
 def unindexed(
     instance: DagsterInstance, checksums: Sequence[str], store: Store | None = None
@@ -103,8 +128,6 @@ def index_partitions(
 ) -> IndexOutcome:
     """Add missing partitions, then run `index_media` over those not yet materialized. The
     console shows only `log_level` and above; the run's full log is in the instance (UI)."""
-    from .definitions import defs  # the code location, loaded only when indexing
-
     instance = instance or DagsterInstance.get()
     outcome = IndexOutcome()
     existing = set(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
@@ -115,27 +138,18 @@ def index_partitions(
     outcome.already = len(checksums) - len(todo)
     ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
     batches = contiguous_batches(todo, ordered, batch_size)
-    job = defs.resolve_job_def("index_media")
     started = time.monotonic()
     for i, batch in enumerate(batches, 1):
         t0 = time.monotonic()
         say(f"[{i}/{len(batches)}] indexing {len(batch)} file(s)…")
-        result = job.execute_in_process(
-            instance=instance,
-            tags={**range_tags(batch), "dam/source": "dam ingest"},
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
-        outcome.runs.append(result.run_id)
-        if result.success:
+        run = _execute(instance, "index_media", log_level, "dam ingest", tags=range_tags(batch))
+        if outcome.record(run):
             outcome.indexed.extend(batch)
-        else:
-            outcome.failed_runs.append(result.run_id)
         done = sum(len(b) for b in batches[:i])
         elapsed = time.monotonic() - started
         eta = elapsed / done * (len(todo) - done)
         say(
-            f"    run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} in"
+            f"    run {run[0][:8]} {'ok' if run[1] else 'FAILED'} in"
             f" {time.monotonic() - t0:.1f}s; {done}/{len(todo)} files, about {eta:.0f}s left"
         )
     # `dam ingest --rig`: files indexed before now belong to a rig; new ones just got theirs
@@ -143,41 +157,30 @@ def index_partitions(
     if rig_again:
         ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
         for batch in contiguous_batches(rig_again, ordered, batch_size):
-            result = job.execute_in_process(
-                instance=instance,
-                tags={**range_tags(batch), "dam/source": "dam ingest --rig"},
-                asset_selection=[AssetKey("capture_segments")],
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            outcome.record(
+                _execute(
+                    instance,
+                    "index_media",
+                    log_level,
+                    "dam ingest --rig",
+                    tags=range_tags(batch),
+                    asset_selection=[AssetKey("capture_segments")],
+                )
             )
-            outcome.runs.append(result.run_id)
-            if not result.success:
-                outcome.failed_runs.append(result.run_id)
     rig_rows = store.sql(
         "SELECT count(*) n FROM capture_segments WHERE list_contains($1, checksum)",
         [list(checksums) or [""]],
     ).to_pylist()[0]["n"]
     if (outcome.indexed or rig_again) and rig_rows:
         say("grouping camera-rig sessions and syncing audio…")
-        result = defs.resolve_job_def("sync_capture_sessions").execute_in_process(
-            instance=instance,
-            tags={"dam/source": "dam ingest"},
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
-        outcome.runs.append(result.run_id)
-        if not result.success:
-            outcome.failed_runs.append(result.run_id)
+        outcome.record(_execute(instance, "sync_capture_sessions", log_level, "dam ingest"))
     new_tracks = store.sql(
         "SELECT count(*) n FROM face_tracks WHERE list_contains($1, checksum)",
         [outcome.indexed or [""]],
     ).to_pylist()[0]["n"]
     if new_tracks:
         say("placing new faces among people…")
-        run_id, ok = cluster_faces(instance, recluster=False, log_level=log_level)
-        outcome.runs.append(run_id)
-        if not ok:
-            outcome.failed_runs.append(run_id)
+        outcome.record(cluster_faces(instance, recluster=False, log_level=log_level))
     if len(store.lake.unit_keys("probe")) > COMPACT_WHEN_UNITS_OVER:
         say("compacting the lake…")
         for table in TABLES:
@@ -189,15 +192,5 @@ def cluster_faces(
     instance: DagsterInstance, recluster: bool, log_level: str = "ERROR", source: str = "dam"
 ) -> tuple[str, bool]:
     """One `cluster_faces` run (incremental, or a full re-cluster) through the instance."""
-    from .definitions import defs
-
-    result = defs.resolve_job_def("cluster_faces").execute_in_process(
-        instance=instance,
-        tags={"dam/source": source},
-        raise_on_error=False,
-        run_config={
-            "ops": {"face_clusters": {"config": {"recluster": recluster}}},
-            "loggers": {"console": {"config": {"log_level": log_level}}},
-        },
-    )
-    return result.run_id, result.success
+    config = {"ops": {"face_clusters": {"config": {"recluster": recluster}}}}
+    return _execute(instance, "cluster_faces", log_level, source, run_config=config)

@@ -74,3 +74,21 @@ def copy_settled(src: Path, dst: Path) -> Path:
 
 
 IS_ROOT = os.geteuid() == 0
+
+
+def sensor_tick(instance, data_dir, root, cursor=None, **discovery):
+    """One evaluation of the storage sensor watching `root`: (result, context)."""
+    from dagster import build_sensor_context
+
+    from dam_assets.resources import DamStorage, MediaDiscovery
+    from dam_assets.sensors import media_storage_sensor
+
+    context = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={
+            "storage": DamStorage(data_dir=str(data_dir)),
+            "discovery": MediaDiscovery(watch_roots=str(root), **discovery),
+        },
+    )
+    return media_storage_sensor(context), context

@@ -35,7 +35,7 @@ from dam_assets.media.frames import decode_all, frames_along
 from dam_assets.media.transcribe import ModelUnavailable
 from dam_assets.runner import cluster_faces, index_partitions
 
-from .conftest import TINY_FACE_PACK
+from .conftest import TINY_FACE_PACK, sensor_tick
 
 DIM = 512
 
@@ -432,26 +432,16 @@ def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
 
 
 def test_sensor_places_new_faces_and_nightly_reclusters(instance, data_dir, tmp_path):
-    from dagster import SensorResult, build_schedule_context, build_sensor_context
+    from dagster import SensorResult, build_schedule_context
 
     from dam_assets.definitions import defs
-    from dam_assets.resources import DamStorage, MediaDiscovery
     from dam_assets.schedules import nightly_face_recluster
-    from dam_assets.sensors import media_storage_sensor
 
     inbox = tmp_path / "inbox"
     mf.age(mf.make_face_video(inbox / "a.mp4", FACE_SHOTS["a.mp4"]))
 
     def tick(cursor=None):
-        context = build_sensor_context(
-            instance=instance,
-            cursor=cursor,
-            resources={
-                "storage": DamStorage(data_dir=str(data_dir)),
-                "discovery": MediaDiscovery(watch_roots=str(inbox)),
-            },
-        )
-        return media_storage_sensor(context)
+        return sensor_tick(instance, data_dir, inbox, cursor)[0]
 
     first = tick()
     [add] = first.dynamic_partitions_requests

@@ -6,17 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from dagster import SensorResult, SkipReason, build_sensor_context
+from dagster import SensorResult, SkipReason
 
 from dam_assets.definitions import defs
 from dam_assets.discovery import scan
 from dam_assets.partitions import MEDIA_PARTITIONS_NAME
-from dam_assets.resources import DamStorage, MediaDiscovery
+from dam_assets.resources import DamStorage
 from dam_assets.runner import index_partitions
 from dam_assets.runs import RANGE_END_TAG, RANGE_START_TAG, contiguous_batches
-from dam_assets.sensors import media_storage_sensor
 
-from .conftest import copy_settled
+from .conftest import copy_settled, sensor_tick
 
 
 @pytest.fixture
@@ -27,16 +26,7 @@ def watched(tmp_path, library) -> Path:
     return root
 
 
-def _tick(instance, data_dir, root, cursor=None, **discovery):
-    context = build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={
-            "storage": DamStorage(data_dir=str(data_dir)),
-            "discovery": MediaDiscovery(watch_roots=str(root), **discovery),
-        },
-    )
-    return media_storage_sensor(context), context
+_tick = sensor_tick
 
 
 def test_sensor_adds_partitions_and_batches_runs(instance, data_dir, watched, library):

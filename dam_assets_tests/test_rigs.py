@@ -16,7 +16,7 @@ from dam_assets.media.timecode import from_frames, parse_timecode, to_frames, to
 from dam_assets.rigs import load_rigs
 from dam_assets.runner import index_partitions
 
-from .conftest import copy_settled
+from .conftest import copy_settled, sensor_tick
 
 FRAME = 1 / 25
 RIG_YAML = """
@@ -228,12 +228,10 @@ def test_rig_sessions_sync_and_exports(rig_take, instance, store, tmp_path, monk
 def test_sensor_requests_sessions_after_rig_segments(
     rig_take, instance, data_dir, tmp_path, monkeypatch, capsys
 ):
-    from dagster import SensorResult, build_sensor_context
+    from dagster import SensorResult
 
     from dam_assets.cli import main
     from dam_assets.definitions import defs
-    from dam_assets.resources import DamStorage, MediaDiscovery
-    from dam_assets.sensors import media_storage_sensor
 
     root, _, _ = rig_take
     (tmp_path / "rigs.yaml").write_text(RIG_YAML.format(root=root))
@@ -242,15 +240,7 @@ def test_sensor_requests_sessions_after_rig_segments(
     inbox.mkdir()
 
     def tick(cursor=None):
-        context = build_sensor_context(
-            instance=instance,
-            cursor=cursor,
-            resources={
-                "storage": DamStorage(data_dir=str(data_dir)),
-                "discovery": MediaDiscovery(watch_roots=str(inbox)),
-            },
-        )
-        return media_storage_sensor(context)
+        return sensor_tick(instance, data_dir, inbox, cursor)[0]
 
     first = tick()  # the rig root is watched too
     [add] = first.dynamic_partitions_requests
