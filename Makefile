@@ -56,5 +56,6 @@ lint: install
 	$(BIN)/ruff check dam_assets dam_assets_tests
 	$(BIN)/ruff format --check dam_assets dam_assets_tests
 
-clean-data:  ## delete everything the pipeline wrote (never your media)
-	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name .gitkeep -exec rm -rf {} +
+clean-data:  ## delete what the pipeline wrote under DAM_DATA_DIR (never media, models or names)
+	@test -x $(BIN)/python || { echo "no $(VENV) yet: nothing was indexed here"; exit 0; }
+	$(BIN)/python -m dam_assets.storage.outputs "$(DAM_DATA_DIR)"

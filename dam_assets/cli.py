@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import settings
+from .storage.paths import display_path, safe_text
 
 EXIT_OK, EXIT_CRASH, EXIT_SOME_ERRORS = 0, 1, 2
 
@@ -76,14 +77,14 @@ def _cell(value, max_width: int) -> str:
 
 # -- ingest -------------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .discovery import scan
+    from .discovery import scan_until_settled
     from .runner import index_partitions
     from .storage import Store
 
     paths = [Path(p).expanduser().absolute() for p in args.paths]
     for p in paths:
         if not p.exists():
-            _say(f"dam ingest: {p}: no such file or folder")
+            _say(f"dam ingest: {safe_text(p)}: no such file or folder")
             return EXIT_CRASH
     _use_instance_home()
     store = Store(settings.data_dir())
@@ -92,8 +93,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, path: str) -> None:
         now = time.monotonic()
         if now - last[0] >= 2 or done == total:
-            _say(f"  hashing {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB  {Path(path).name}")
+            of = f" / {total / 2**20:,.0f}" if total else ""
+            _say(f"  hashing {done / 2**20:,.0f}{of} MiB  {safe_text(Path(path).name)}")
             last[0] = now
+
+    def waiting(report, pause: float) -> None:
+        names = ", ".join(safe_text(Path(p).name) for p in report.waiting[:3])
+        more = f" and {len(report.waiting) - 3} more" if len(report.waiting) > 3 else ""
+        _say(
+            f"  waiting for {len(report.waiting)} new or changing file(s) to stay the same for"
+            f" {args.settle:g}s ({report.waiting_bytes / 2**20:,.0f} MiB: {names}{more})…"
+        )
 
     if args.rig:
         from .rigs import load_rigs
@@ -104,17 +114,31 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _say(f"dam ingest: {exc.args[0]}")
             return EXIT_CRASH
     _say(f"Scanning {len(paths)} path(s)…")
-    report = scan(paths, store, settle_seconds=args.settle, progress=progress)
+    report = scan_until_settled(
+        paths,
+        store,
+        settle_seconds=args.settle,
+        max_wait_s=args.max_wait,
+        on_wait=waiting,
+        progress=progress,
+    )
+    for skipped in report.roots_skipped:
+        _say(f"  skipped {safe_text(skipped)}")
     rig_checksums: list[str] = []
     if args.rig:
         for root in paths:  # a card offload laid out like the rig's root
             under = [p for p in report.by_path if p == str(root) or p.startswith(f"{root}/")]
-            store.registry.set_rig(under, rig.name, str(root if root.is_dir() else root.parent))
+            store.registry.set_rig(
+                [(p, report.by_path[p]) for p in under],
+                rig.name,
+                str(root if root.is_dir() else root.parent),
+            )
             rig_checksums += [report.by_path[p] for p in under]
     _say(
         f"Found {report.seen} media files ({len(report.checksums)} distinct contents):"
         f" {report.hashed} hashed, {report.renamed} recognised renames,"
-        f" {len(report.unsettled)} still being written, {len(report.errors)} unreadable."
+        f" {report.new_versions} with new content under an old name,"
+        f" {len(report.waiting)} still being written, {len(report.errors)} unreadable."
     )
     outcome = index_partitions(
         report.checksums,
@@ -128,7 +152,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     error_rows = store.sql(
         "SELECT stage, path, error_type, message FROM ingest_errors"
         " WHERE list_contains($1, checksum) OR list_contains($2, path) ORDER BY stage, path",
-        [report.checksums or [""], [e[0] for e in report.errors] + report.unsettled or [""]],
+        [
+            report.checksums or [""],
+            [e[0] for e in report.errors] + [display_path(p) for p in report.waiting] or [""],
+        ],
     )
     print(
         f"Indexed {len(outcome.indexed)} new file(s) in {len(outcome.runs)} run(s);"
@@ -185,8 +212,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             }
         )
     files = store.sql(
-        "SELECT count(*) AS files, count(*) FILTER (WHERE missing) AS missing,"
-        " count(DISTINCT checksum) AS contents FROM media_files"
+        "SELECT count(*) FILTER (WHERE NOT missing) AS files,"
+        " count(DISTINCT path) FILTER (WHERE missing AND NOT replaced) AS missing,"
+        " count(DISTINCT path) FILTER (WHERE replaced) AS replaced,"
+        " count(DISTINCT checksum) FILTER (WHERE content_present) AS contents,"
+        " count(DISTINCT checksum) FILTER (WHERE NOT content_present) AS contents_gone"
+        " FROM media_files"
     ).to_pylist()[0]
     discovery = store.sql(
         "SELECT count(*) AS n FROM ingest_errors WHERE stage = 'discovery'"
@@ -207,8 +238,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         f" {people['tracks']} face tracks placed (`dam faces list`)."
     )
     print(
-        f"files: {files['files']} paths, {files['contents']} distinct contents,"
-        f" {files['missing']} missing; {discovery} file(s) could not be read at discovery."
+        f"files: {files['files']} present, {files['contents']} distinct contents;"
+        f" {files['missing']} gone, {files['replaced']} now hold other content (the earlier"
+        f" content is kept in file_versions), {files['contents_gone']} content(s) no longer"
+        f" on storage; {discovery} file(s) could not be read at discovery."
         "\n'file_errors' counts files recorded in ingest_errors: `dam sql \"SELECT * FROM"
         ' ingest_errors"` lists them.'
     )
@@ -434,7 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--settle",
         type=float,
         default=2.0,
-        help="skip files modified less than this many seconds ago (still being copied; 2)",
+        help="a file is read once it stayed the same this many seconds (still being copied; 2)",
+    )
+    ingest.add_argument(
+        "--max-wait",
+        type=float,
+        default=600.0,
+        help="stop waiting for files still being copied after this many seconds (600)",
     )
     ingest.add_argument("--rig", help="the files are a card offload of this rig (rigs.yaml)")
     ingest.add_argument("-v", "--verbose", action="store_true", help="show the runs' logs")

@@ -1,8 +1,19 @@
 """Finding media under watched folders and giving each file its content checksum.
 
-Shared by the storage sensor and `dam ingest`. A walk only stats files; only files the registry
-has not seen with the same (size, mtime_ns, inode) are read, and a rename within a filesystem is
-recognised by its inode without reading. No Dagster import.
+Shared by the storage sensor and `dam ingest`. No Dagster import.
+
+- A walk only stats files; only files the registry has not seen with the same (size,
+  mtime_ns, inode) are read, and a rename within a filesystem is recognised by its inode.
+- Settling is observed, never guessed from the file's mtime against our clock (camera and NAS
+  clocks are wrong, copies stall): a file is read once its (size, mtime_ns, inode) stayed the
+  same across two observations at least `settle_seconds` apart. The caller keeps the
+  observations (the sensor in its cursor, `dam ingest` in memory while it waits).
+- The walk visits paths in one total order (plain string order of the full path), so a pass
+  cut short by its time budget resumes after the last path it finished, and files missing
+  from a walked stretch of that order are marked missing without a full pass.
+- Symbolic links are not followed out of the roots: a linked folder is never entered (the
+  folder it names is walked where it really is, if it is under a root), and a linked file is
+  indexed only when its target lies inside one of the roots being scanned.
 """
 
 from __future__ import annotations
@@ -15,24 +26,25 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .media.hashing import file_checksum
+from .media.hashing import ChangedWhileReading, file_checksum
 from .media.kinds import is_excluded_dir, is_hidden_or_partial, kind_for_path
 from .storage import Store
+from .storage.paths import display_path
 from .storage.registry import FileStat
 
 STILL_WRITING = "StillBeingWritten"
 # A file that failed is skipped while unchanged, and tried again after this long (a fixed
 # permission changes only ctime; a share may come back).
 RETRY_ERRORS_AFTER_S = 3600.0
+# Registry writes are flushed this often during a pass, so a killed tick keeps its work.
+FLUSH_EVERY_S = 2.0
+FLUSH_EVERY_FILES = 500
+# Most files waiting to settle that one set of observations remembers (the sensor's cursor
+# stays small); files beyond it are observed on a later pass.
+MAX_OBSERVED = 5000
 ProgressFn = Callable[[int, int, str], None]
-
-
-@dataclass
-class FoundFile:
-    path: str
-    stat: FileStat
-    root: str
-    kind: str
+# path -> [size, mtime_ns, inode, first seen with this stat (our clock, epoch seconds)]
+Observations = dict[str, list]
 
 
 @dataclass
@@ -43,60 +55,60 @@ class ScanReport:
     hashed: int = 0
     hashed_bytes: int = 0
     renamed: int = 0
+    new_versions: int = 0  # paths that now hold other content than before
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # path, type, message
-    unsettled: list[str] = field(default_factory=list)
-    backlog: list[str] = field(default_factory=list)  # left for a later pass (budget)
+    waiting: list[str] = field(default_factory=list)  # new or changing: not settled yet
+    waiting_bytes: int = 0
     missing_marked: int = 0
-    roots_skipped: list[str] = field(default_factory=list)  # unmounted / empty / unreadable
-    resume_after: str | None = None
+    roots_skipped: list[str] = field(default_factory=list)  # unmounted / unreadable
+    resume: dict | None = None  # {"root", "after"}: where a pass cut short continues
     elapsed_s: float = 0.0
+
+    @property
+    def unsettled(self) -> list[str]:
+        return self.waiting
 
     @property
     def error_paths(self) -> set[str]:
         return {e[0] for e in self.errors}
 
 
-def walk(root: Path, incomplete: set[str]) -> Iterator[os.DirEntry]:
-    """Media files under root in a stable order. Unreadable folders go into `incomplete` so
-    nothing beneath them is taken for deleted. Symlinked folders are not followed (loops)."""
-    stack = [str(root)]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            incomplete.add(folder)
-            continue
-        subdirs = []
-        for entry in entries:
-            if is_hidden_or_partial(entry.name):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not is_excluded_dir(entry.name):
-                        subdirs.append(entry.path)
-                elif entry.is_file() and kind_for_path(entry.name):
-                    yield entry
-            except OSError:
-                incomplete.add(entry.path)
-        stack.extend(reversed(subdirs))
+def _key(entry: os.DirEntry, is_dir: bool) -> str:
+    # Sorting a folder's entries by this key makes the depth-first walk visit full paths in
+    # plain string order ("a b/x" < "a/x" < "ab").
+    return entry.name + "/" if is_dir else entry.name
 
 
-def _encodable(path: str) -> bool:
+def walk(root: str, incomplete: set[str], after: str | None = None) -> Iterator[os.DirEntry]:
+    """Media files under root, in string order of their full paths, starting after `after`.
+    Unreadable folders go into `incomplete` so nothing beneath them is taken for deleted."""
     try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable(path: str) -> str:
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _file_stat(path: str, st: os.stat_result) -> FileStat:
-    return FileStat(path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        with os.scandir(root) as it:
+            listed = list(it)
+    except OSError:
+        incomplete.add(root)
+        return
+    items = []
+    for entry in listed:
+        if is_hidden_or_partial(entry.name):
+            continue
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            incomplete.add(entry.path)
+            continue
+        if is_dir and is_excluded_dir(entry.name):
+            continue
+        items.append((_key(entry, is_dir), entry, is_dir))
+    items.sort(key=lambda item: item[0])
+    for _, entry, is_dir in items:
+        if is_dir:
+            prefix = entry.path + "/"
+            if after is not None and after >= prefix and not after.startswith(prefix):
+                continue  # the whole folder was walked before
+            yield from walk(entry.path, incomplete, after)
+        elif (after is None or entry.path > after) and kind_for_path(entry.name):
+            yield entry
 
 
 def explain_os_error(exc: OSError) -> tuple[str, str]:
@@ -112,197 +124,353 @@ def explain_os_error(exc: OSError) -> tuple[str, str]:
     return type(exc).__name__, f"Could not read the file: {exc.strerror or exc}"
 
 
-def collect(
-    paths: Iterable[Path], incomplete: set[str], report: ScanReport
-) -> dict[str, tuple[list[FoundFile], bool]]:
-    """Stat every media file under the given files/folders, grouped per root with a flag saying
-    whether the root looked mounted (exists and is not empty)."""
-    found: dict[str, tuple[list[FoundFile], bool]] = {}
+def _file_stat(path: str, st: os.stat_result) -> FileStat:
+    return FileStat(path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+@dataclass
+class _Root:
+    path: str
+    is_file: bool
+    mounted: bool = True  # exists and is not empty
+
+
+def usable_roots(paths: Iterable[Path | str], report: ScanReport) -> list[_Root]:
+    """The roots that can be walked now, nested ones dropped (walked once, under the outer
+    root). A root that is absent, stale or unreadable is skipped with the reason; the other
+    roots are still scanned."""
+    roots: list[_Root] = []
     for raw in paths:
-        root = Path(raw).expanduser().absolute()
-        files: list[FoundFile] = []
-        if root.is_file():
-            kind = kind_for_path(root.name)
-            if kind:
-                st = root.stat()
-                files.append(
-                    FoundFile(str(root), _file_stat(str(root), st), str(root.parent), kind)
-                )
-            found[str(root)] = (files, False)  # a single file never implies others are gone
-            continue
-        if not root.is_dir():
-            report.roots_skipped.append(f"{root} (not found or not mounted)")
-            continue
+        path = os.path.abspath(os.path.expanduser(os.fspath(raw)))
         try:
-            mounted = any(True for _ in os.scandir(root))
-        except OSError:
-            report.roots_skipped.append(f"{root} (unreadable)")
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            report.roots_skipped.append(f"{display_path(path)} (not found or not mounted)")
             continue
-        for entry in walk(root, incomplete):
+        except OSError as exc:  # EACCES, EIO, ESTALE (a dead NFS mount), ENOTCONN (SMB)
+            report.roots_skipped.append(f"{display_path(path)} ({exc.strerror or exc})")
+            continue
+        if stat_mod.S_ISREG(st.st_mode):
+            roots.append(_Root(path, is_file=True, mounted=False))
+        elif stat_mod.S_ISDIR(st.st_mode):
             try:
-                st = entry.stat()
-            except OSError as exc:  # vanished between listing and stat
-                report.errors.append((entry.path, *explain_os_error(exc)))
+                with os.scandir(path) as it:
+                    mounted = any(True for _ in it)
+            except OSError as exc:
+                report.roots_skipped.append(f"{display_path(path)} ({exc.strerror or exc})")
                 continue
-            if not stat_mod.S_ISREG(st.st_mode):
-                continue
-            files.append(
-                FoundFile(
-                    entry.path,
-                    _file_stat(entry.path, st),
-                    str(root),
-                    kind_for_path(entry.name) or "",
-                )
-            )
-        found[str(root)] = (files, mounted)
-    return found
+            roots.append(_Root(path, is_file=False, mounted=mounted))
+    folders = sorted({r.path for r in roots if not r.is_file})
+    outer = [f for f in folders if not any(f.startswith(o.rstrip("/") + "/") for o in folders)]
+    kept = {r.path: r for r in roots if r.is_file or r.path in outer}
+    return [kept[p] for p in dict.fromkeys(r.path for r in roots) if p in kept]
+
+
+def _inside(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+class _Pass:
+    """One scan: what it knows before it starts, the registry updates it buffers (flushed as
+    it goes, so a killed tick keeps its work), and what it reports."""
+
+    def __init__(
+        self,
+        store: Store,
+        roots: list[_Root],
+        observations: Observations,
+        settle_seconds: float,
+        now: float,
+    ):
+        self.registry = store.registry
+        self.report = ScanReport()
+        self.folders = [r.path for r in roots if not r.is_file]
+        self.observations = observations
+        self.settle_seconds = settle_seconds
+        self.now = now
+        self.known = self.registry.known_files()
+        self.failed_before = self.registry.discovery_errors()
+        self.recorded: list[tuple[FileStat, str, str | None, str | None]] = []
+        self.unchanged: list[str] = []
+        self.identities: dict[tuple[int, int, int, int], str] = {}
+        self.touched = 0
+        self.last_flush = time.monotonic()
+        self.progress: ProgressFn | None = None
+        self.progress_total = 0
+
+    def flush(self, force: bool = False) -> None:
+        pending = len(self.recorded) + len(self.unchanged)
+        due = time.monotonic() - self.last_flush >= FLUSH_EVERY_S
+        if not pending or not (force or due or pending >= FLUSH_EVERY_FILES):
+            return
+        self.report.new_versions += self.registry.record_files(self.recorded, now=self.now)
+        self.touched += self.registry.touch(self.unchanged, now=self.now)
+        self.recorded, self.unchanged = [], []
+        self.last_flush = time.monotonic()
+
+    def error(self, path: str, error_type: str, message: str, s: FileStat | None = None) -> None:
+        self.report.errors.append((display_path(path) or path, error_type, message))
+        size, mtime = (s.size, s.mtime_ns) if s else (None, None)
+        self.registry.record_error(path, size, mtime, error_type, message)
+
+    def visit(self, path: str, entry: os.DirEntry | str, root: _Root) -> None:
+        report = self.report
+        try:
+            linked = isinstance(entry, os.DirEntry) and entry.is_symlink()
+            if linked and not _inside(os.path.realpath(path), self.folders):
+                return  # links are not followed out of the roots
+            st = os.stat(path)
+        except OSError as exc:  # vanished between listing and stat
+            self.error(path, *explain_os_error(exc))
+            return
+        if not stat_mod.S_ISREG(st.st_mode):
+            return
+        s = _file_stat(path, st)
+        kind = kind_for_path(os.path.basename(path)) or ""
+        k = self.known.get(path)
+        if k and (k.size, k.mtime_ns) == (s.size, s.mtime_ns):
+            report.by_path[path] = k.checksum
+            self.observations.pop(path, None)
+            if k.inode == s.inode:
+                self.unchanged.append(path)
+            else:  # remounted share or restore in place: same bytes, new inode; no re-read
+                self.recorded.append((s, k.checksum, root.path, kind))
+            return
+        before = self.failed_before.get(path)
+        if (
+            before
+            and before[:2] == (s.size, s.mtime_ns)
+            and self.now - before[2] < RETRY_ERRORS_AFTER_S
+        ):
+            report.errors.append((display_path(path), "KnownError", "recorded earlier"))
+            return
+        if s.size == 0:
+            self.error(path, "EmptyFile", "The file is empty (0 bytes): nothing to index.", s)
+            return
+        identity = (s.device, s.inode, s.size, s.mtime_ns)
+        checksum = self.identities.get(identity) or self.registry.checksum_for_identity(s)
+        if checksum:  # moved or renamed: the same file under another name, nothing to read
+            report.renamed += 1
+        elif not self.settled(path, s):
+            return
+        else:
+            try:
+                checksum = file_checksum(path)
+            except ChangedWhileReading:
+                self.observations[path] = [s.size, s.mtime_ns, s.inode, self.now]
+                self.still_writing(path, "It changed while it was being read", s)
+                return
+            except OSError as exc:
+                self.error(path, *explain_os_error(exc), s)
+                return
+            report.hashed += 1
+            report.hashed_bytes += s.size
+            if self.progress:
+                self.progress(report.hashed_bytes, self.progress_total, path)
+        self.observations.pop(path, None)
+        self.recorded.append((s, checksum, root.path, kind))
+        self.identities[identity] = checksum  # a hard or symbolic link later in this pass
+        report.by_path[path] = checksum
+
+    def settled(self, path: str, s: FileStat) -> bool:
+        """True once the file looked the same in two observations `settle_seconds` apart."""
+        seen = self.observations.get(path)
+        now_looks = [s.size, s.mtime_ns, s.inode]
+        if seen and seen[:3] == now_looks:
+            if self.now - seen[3] >= self.settle_seconds:
+                return True
+        elif self.settle_seconds <= 0:
+            return True
+        elif seen:  # it changed since the last look: still being written
+            self.observations[path] = [*now_looks, self.now]
+            self.still_writing(path, "It changed since it was last looked at", s)
+            return False
+        elif len(self.observations) < MAX_OBSERVED:
+            self.observations[path] = [*now_looks, self.now]
+        else:
+            return False  # observed on a later pass, once earlier files have settled
+        self.report.waiting.append(path)
+        self.report.waiting_bytes += s.size
+        return False
+
+    def still_writing(self, path: str, why: str, s: FileStat) -> None:
+        self.report.waiting.append(path)
+        self.report.waiting_bytes += s.size
+        self.registry.record_error(
+            path,
+            None,
+            None,
+            STILL_WRITING,
+            f"{why} (still being copied?): it is read once it has stayed the same for"
+            f" {self.settle_seconds:.0f}s.",
+        )
 
 
 def scan(
-    paths: Iterable[Path],
+    paths: Iterable[Path | str],
     store: Store,
     *,
     settle_seconds: float = 30.0,
-    hash_budget_s: float | None = None,
+    observations: Observations | None = None,
+    budget_s: float | None = None,
+    resume: dict | None = None,
     mark_missing: bool = True,
-    resume_after: str | None = None,
     progress: ProgressFn | None = None,
+    progress_total: int = 0,
     now: float | None = None,
 ) -> ScanReport:
-    """Walk, checksum what is new, update the registry, and say what was found."""
+    """Walk, checksum what is new and settled, update the registry, and say what was found.
+
+    `observations` carries what earlier passes saw of files not yet read (the caller keeps
+    it); with `settle_seconds=0` a file is read at first sight. A pass stops starting new work
+    once `budget_s` is spent and says in `report.resume` where the next one continues.
+    """
     started = time.monotonic()
-    now = time.time() if now is None else now
-    report = ScanReport()
-    incomplete: set[str] = set()
-    registry = store.registry
-    grouped = collect(paths, incomplete, report)
-    for path, error_type, message in report.errors:  # vanished between listing and stat
-        registry.record_error(path, None, None, error_type, message)
-    all_files = [f for files, _ in grouped.values() for f in files]
-    report.seen = len(all_files)
-    known = registry.known_files()
-    failed_before = registry.discovery_errors()
+    skipped = ScanReport()
+    roots = usable_roots(paths, skipped)
+    observations = {} if observations is None else observations
+    work = _Pass(store, roots, observations, settle_seconds, time.time() if now is None else now)
+    work.progress, work.progress_total = progress, progress_total
+    report = work.report
+    report.roots_skipped = skipped.roots_skipped
+    start_at = 0
+    if resume and resume.get("root") in work.folders:
+        start_at = next(i for i, r in enumerate(roots) if r.path == resume["root"])
+    else:
+        resume = None
 
-    unchanged: list[str] = []
-    to_hash: list[FoundFile] = []
-    recorded: list[tuple[FileStat, str, str | None, str | None]] = []
-    for f in all_files:
-        if not _encodable(f.path):
-            report.errors.append(
-                (
-                    _printable(f.path),
-                    "UnsupportedName",
-                    (
-                        "The file name is not valid UTF-8 (an old SMB/Latin-1 name?): rename it to"
-                        " index it."
-                    ),
-                )
-            )
-            registry.record_error(*report.errors[-1][:1], None, None, *report.errors[-1][1:])
-            continue
-        k = known.get(f.path)
-        s = f.stat
-        if k and (k.size, k.mtime_ns) == (s.size, s.mtime_ns):
-            report.by_path[f.path] = k.checksum
-            if k.inode == s.inode:
-                unchanged.append(f.path)
-            else:  # remounted share or restore in place: same bytes, new inode; no re-read
-                recorded.append((s, k.checksum, f.root, f.kind))
-            continue
-        before = failed_before.get(f.path)
-        if before and before[:2] == (s.size, s.mtime_ns) and now - before[2] < RETRY_ERRORS_AFTER_S:
-            report.errors.append((f.path, "KnownError", "recorded earlier; unchanged since"))
-            continue
-        if s.size == 0:
-            report.errors.append(
-                (f.path, "EmptyFile", "The file is empty (0 bytes): nothing to index.")
-            )
-            registry.record_error(f.path, s.size, s.mtime_ns, *report.errors[-1][1:])
-            continue
-        age = now - s.mtime_ns / 1e9
-        if age < settle_seconds:
-            report.unsettled.append(f.path)
-            registry.record_error(
-                f.path,
-                None,
-                None,
-                STILL_WRITING,
-                f"Modified {age:.0f}s ago: still being copied? It is indexed once it has been"
-                f" unchanged for {settle_seconds:.0f}s.",
-            )
-            continue
-        to_hash.append(f)
+    def over_budget() -> bool:
+        return budget_s is not None and time.monotonic() - started > budget_s
 
-    # Hash in path order, continuing after the cursor so a budget-limited pass makes progress.
-    to_hash.sort(key=lambda f: f.path)
-    if resume_after:
-        later = [f for f in to_hash if f.path > resume_after]
-        to_hash = later + [f for f in to_hash if f.path <= resume_after]
-    total_bytes = sum(f.stat.size for f in to_hash)
-    for f in to_hash:
-        if hash_budget_s is not None and time.monotonic() - started > hash_budget_s:
-            report.backlog.append(f.path)
-            continue
-        checksum = registry.checksum_for_identity(f.stat)
-        if checksum:
-            report.renamed += 1
-        else:
-            try:
-                checksum = file_checksum(f.path)
-                after = os.stat(f.path)
-            except OSError as exc:
-                error_type, message = explain_os_error(exc)
-                report.errors.append((f.path, error_type, message))
-                registry.record_error(f.path, f.stat.size, f.stat.mtime_ns, error_type, message)
-                continue
-            if (after.st_size, after.st_mtime_ns) != (f.stat.size, f.stat.mtime_ns):
-                report.unsettled.append(f.path)  # changed while we read it
-                registry.record_error(
-                    f.path,
-                    None,
-                    None,
-                    STILL_WRITING,
-                    "The file changed while it was being read; it is read again once settled.",
-                )
-                continue
-            report.hashed += 1
-            report.hashed_bytes += f.stat.size
-            if progress:
-                progress(report.hashed_bytes, total_bytes, f.path)
-        recorded.append((f.stat, checksum, f.root, f.kind))
-        report.by_path[f.path] = checksum
-        report.resume_after = f.path
-    if not report.backlog:
-        report.resume_after = None
-
-    registry.record_files(recorded, now=now)
-    touched = registry.touch(unchanged, now=now)  # reappeared files, hourly last_seen
-    if mark_missing:
-        report.missing_marked = _mark_missing(grouped, known, incomplete, registry, now)
+    for index, root in enumerate(roots[start_at:], start_at):
+        after = resume["after"] if resume and index == start_at else None
+        incomplete: set[str] = set()
+        seen: set[str] = set()
+        last_done = after
+        entries = _single(root.path) if root.is_file else walk(root.path, incomplete, after)
+        stopped = False
+        for n, entry in enumerate(entries):
+            # every pass moves on by at least one file, however small its budget
+            if n and (n % 256 == 0 or work.recorded) and over_budget():
+                stopped = True
+                break
+            path = entry.path if isinstance(entry, os.DirEntry) else entry
+            seen.add(path)
+            work.visit(path, entry, root)
+            last_done = path
+            work.flush()
+        if stopped:
+            report.resume = {"root": root.path, "after": last_done}
+        if mark_missing and root.mounted and not root.is_file:
+            upper = last_done if stopped else None
+            report.missing_marked += _mark_missing(root.path, seen, incomplete, after, upper, work)
+        if stopped:
+            break
+    work.flush(force=True)
+    _forget_vanished(observations, report)
+    report.seen = len(report.by_path) + len(report.waiting) + len(report.errors)
     report.checksums = list(dict.fromkeys(report.by_path[p] for p in sorted(report.by_path)))
     fresh_errors = any(e[1] != "KnownError" for e in report.errors)
-    if recorded or touched or fresh_errors or report.unsettled or report.missing_marked:
-        store.export_registry()  # keep `media_files` and `ingest_errors` current
+    changed = report.hashed or report.renamed or report.new_versions or report.missing_marked
+    if changed or work.touched or fresh_errors or report.waiting:
+        store.export_registry()  # keep `media_files`, `file_versions`, `ingest_errors` current
     report.elapsed_s = time.monotonic() - started
     return report
 
 
-def _mark_missing(grouped, known, incomplete: set[str], registry, now: float) -> int:
-    """Registered files under a fully walked, mounted root that were not found are missing.
-    A root that is absent or empty (an unmounted share) marks nothing."""
-    gone: list[str] = []
+def _single(path: str) -> Iterator[str]:
+    if kind_for_path(os.path.basename(path)):
+        yield path
+
+
+def _mark_missing(
+    root: str,
+    seen: set[str],
+    incomplete: set[str],
+    lower: str | None,
+    upper: str | None,
+    work: _Pass,
+) -> int:
+    """Registered files in the walked stretch (lower, upper] of a mounted root that were not
+    found are missing. A root that is absent or empty (an unmounted share) marks nothing."""
+    prefix = root.rstrip("/") + "/"
     skip = tuple(p.rstrip("/") + "/" for p in incomplete)
-    for root, (files, mounted) in grouped.items():
-        if not mounted or not files:
-            continue
-        present = {f.path for f in files}
-        prefix = root.rstrip("/") + "/"
-        for path, k in known.items():
-            if k.missing or not path.startswith(prefix) or path in present:
-                continue
-            if skip and path.startswith(skip):
-                continue
-            if os.path.exists(path):  # e.g. a file we no longer treat as media
-                continue
-            gone.append(path)
-    return registry.mark_missing(gone, now=now) if gone else 0
+    gone = [
+        path
+        for path, k in work.known.items()
+        if not k.missing
+        and path.startswith(prefix)
+        and path not in seen
+        and (lower is None or path > lower)
+        and (upper is None or path <= upper)
+        and not (skip and path.startswith(skip))
+        and not os.path.lexists(path)  # e.g. a file we no longer treat as media
+    ]
+    return work.registry.mark_missing(gone, now=work.now) if gone else 0
+
+
+def _forget_vanished(observations: Observations, report: ScanReport) -> None:
+    """Observations of files this pass no longer found (deleted before they settled)."""
+    for path in list(observations):
+        if path not in report.waiting and not os.path.lexists(path):
+            del observations[path]
+
+
+def scan_until_settled(
+    paths: Iterable[Path | str],
+    store: Store,
+    *,
+    settle_seconds: float,
+    max_wait_s: float,
+    on_wait: Callable[[ScanReport, float], None] | None = None,
+    progress: ProgressFn | None = None,
+) -> ScanReport:
+    """`dam ingest`: scan, then wait for files seen new or changing to settle and scan
+    again, until none is left or `max_wait_s` has passed. The report covers every pass."""
+    paths = list(paths)
+    observations: Observations = {}
+    deadline = time.monotonic() + max_wait_s
+    total = ScanReport()
+    started = time.monotonic()
+    while True:
+        report = scan(
+            paths,
+            store,
+            settle_seconds=settle_seconds,
+            observations=observations,
+            progress=progress,
+            progress_total=total.waiting_bytes or 0,
+        )
+        total.hashed += report.hashed
+        total.hashed_bytes += report.hashed_bytes
+        total.renamed += report.renamed
+        total.new_versions += report.new_versions
+        total.missing_marked += report.missing_marked
+        total.by_path.update(report.by_path)
+        errors = {e[0]: e for e in total.errors}
+        errors.update({e[0]: e for e in report.errors})
+        total.errors = [e for p, e in errors.items() if p not in report.by_path]
+        total.roots_skipped = report.roots_skipped
+        total.waiting, total.waiting_bytes = report.waiting, report.waiting_bytes
+        if not report.waiting or time.monotonic() >= deadline:
+            break
+        soonest = min(observations[p][3] for p in report.waiting if p in observations)
+        pause = max(0.2, min(soonest + settle_seconds - time.time(), deadline - time.monotonic()))
+        if on_wait:
+            on_wait(report, pause)
+        time.sleep(pause)
+    for path in total.waiting:  # gave up waiting: say so where people look
+        store.registry.record_error(
+            path,
+            None,
+            None,
+            STILL_WRITING,
+            f"Still changing after {max_wait_s:.0f}s of waiting: still being copied? It is"
+            " indexed once it has stayed the same (the sensor, or `dam ingest` again).",
+        )
+    if total.waiting:
+        store.export_registry()
+    total.seen = len(total.by_path) + len(total.waiting) + len(total.errors)
+    total.checksums = list(dict.fromkeys(total.by_path[p] for p in sorted(total.by_path)))
+    total.elapsed_s = time.monotonic() - started
+    return total

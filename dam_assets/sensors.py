@@ -1,6 +1,7 @@
 """The storage sensor: watched folders in, batched runs of new partitions out."""
 
 import json
+import os
 import time
 
 from dagster import (
@@ -20,6 +21,7 @@ from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .resources import DamStorage, MediaDiscovery
 from .rigs import load_rigs
 from .runs import range_tags
+from .storage.paths import safe_text
 
 OUTSTANDING = [
     DagsterRunStatus.QUEUED,
@@ -53,16 +55,20 @@ def media_storage_sensor(
             f"{outstanding} index runs queued or running (limit {discovery.max_outstanding_runs});"
             " new files wait for the next tick"
         )
-    roots = discovery.roots() + [r.root for r in load_rigs().rigs if r.root.is_dir()]
+    roots = discovery.roots() + _rig_roots(context)
+    observations = cursor.get("observed") or {}
     report = scan(
         roots,
         store,
         settle_seconds=discovery.settle_seconds,
-        hash_budget_s=discovery.hash_budget_seconds,
-        resume_after=cursor.get("resume_after"),
+        observations=observations,
+        budget_s=discovery.tick_budget_seconds,
+        resume=cursor.get("walk"),
     )
+    # Every present content without a partition: new this tick, deferred by an earlier
+    # tick's cap, or recorded by a tick that died before its partitions were added.
     existing = set(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
-    new = [ck for ck in report.checksums if ck not in existing]
+    new = [ck for ck in store.registry.present_checksums() if ck not in existing]
     deferred = new[discovery.max_new_per_tick :]
     new = new[: discovery.max_new_per_tick]
     store.refresh_catalog()
@@ -78,20 +84,23 @@ def media_storage_sensor(
     next_cursor = {
         "segments": cursor.get("segments"),
         "face_tracks": cursor.get("face_tracks"),
-        "resume_after": report.resume_after,
+        "walk": report.resume,
+        "observed": observations,
         "seen": report.seen,
-        "backlog": len(report.backlog) + len(deferred),
+        "backlog": len(deferred),
         "last_new": len(new),
     }
+    where = f", walk continues after {safe_text(report.resume['after'])}" if report.resume else ""
     summary = (
         f"{report.seen} media files under {len(roots)} root(s): {len(new)} new,"
-        f" {report.hashed} hashed, {report.renamed} renamed, {len(report.unsettled)} still being"
-        f" written, {len(report.errors)} unreadable, {report.missing_marked} marked missing,"
-        f" backlog {next_cursor['backlog']} ({report.elapsed_s:.1f}s)"
+        f" {report.hashed} hashed, {report.renamed} renamed, {report.new_versions} with new"
+        f" content, {len(report.waiting)} waiting to settle, {len(report.errors)} unreadable,"
+        f" {report.missing_marked} marked missing, backlog {len(deferred)}"
+        f" ({report.elapsed_s:.1f}s{where})"
     )
     context.log.info(summary)
     for skipped in report.roots_skipped:
-        context.log.warning(f"watched root skipped: {skipped}")
+        context.log.warning(f"watched root skipped: {safe_text(skipped)}")
     if not new:
         follow_up = [
             r
@@ -110,6 +119,27 @@ def media_storage_sensor(
         dynamic_partitions_requests=[media_partitions.build_add_request(new)],
         cursor=json.dumps(next_cursor),
     )
+
+
+def _rig_roots(context: SensorEvaluationContext) -> list:
+    """Rig roots from rigs.yaml; a broken rigs.yaml is logged and the watched roots are still
+    scanned (a typo must not stop ingest)."""
+    try:
+        roots = [r.root for r in load_rigs().rigs]
+    except Exception as exc:
+        context.log.error(f"rigs.yaml could not be read, rig roots skipped: {safe_text(exc)}")
+        return []
+    return [r for r in roots if not _absent(r)]  # a rig with no root here is not watched
+
+
+def _absent(path) -> bool:
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False  # there but unreadable (stale mount): the scan says why it skips it
+    return False
 
 
 def _when_changed(store, cursor: dict, name: str, sql: str, job_name: str) -> RunRequest | None:

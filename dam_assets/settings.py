@@ -28,11 +28,21 @@ def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return path.resolve()
 
 
+def default_inbox() -> Path:
+    """The watched folder when none is configured: `<project root>/inbox`, beside the data
+    folder and never inside it (the data folder holds only what the pipeline writes)."""
+    return project_root() / "inbox"
+
+
 def watch_roots(override: str | None = None) -> list[Path]:
-    """`DAM_WATCH_ROOTS`: folders separated by `os.pathsep`, default `<data dir>/inbox`."""
+    """`DAM_WATCH_ROOTS`: folders separated by `os.pathsep`, default the inbox (plus
+    `<data dir>/inbox`, the default of earlier versions, while it exists)."""
     value = override if override is not None else os.environ.get("DAM_WATCH_ROOTS", "")
     roots = [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip()]
-    return roots or [data_dir() / "inbox"]
+    if roots:
+        return roots
+    legacy = data_dir() / "inbox"
+    return [default_inbox()] + ([legacy] if legacy.is_dir() else [])
 
 
 def whisper_model() -> str:

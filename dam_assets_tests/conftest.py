@@ -88,7 +88,10 @@ def sensor_tick(instance, data_dir, root, cursor=None, **discovery):
         cursor=cursor,
         resources={
             "storage": DamStorage(data_dir=str(data_dir)),
-            "discovery": MediaDiscovery(watch_roots=str(root), **discovery),
+            # settling is tested on its own: here files are read at first sight
+            "discovery": MediaDiscovery(
+                watch_roots=str(root), **{"settle_seconds": 0, **discovery}
+            ),
         },
     )
     return media_storage_sensor(context), context

@@ -111,3 +111,37 @@ def test_code_location_loads_without_warnings(tmp_path):
         if "Warning" in line and "definitions_validate_command" not in line
     ]
     assert warnings == [], result.stderr
+
+
+def test_clean_data_removes_only_what_the_pipeline_wrote(tmp_path, library, env):
+    """`make clean-data` once deleted data/inbox (originals waiting to be indexed) and
+    data/models (weights downloaded by hand). It removes exactly the pipeline's outputs."""
+    data = Path(env["DAM_DATA_DIR"])
+    media = tmp_path / "card"
+    copy_settled(library["still"], media / "photo.jpg")
+    assert dam("ingest", str(media), env=env).returncode == 0
+    theirs = {
+        data / "inbox" / "waiting.mp4": b"an original, waiting to be indexed",
+        data / "models" / "open_clip" / "ViT-B-32-laion2b_s34b_b79k.safetensors": b"weights",
+        data / "people.sqlite": b"names given by hand",
+        data / "rigs" / "stage-a" / "camA" / "A001.mov": b"a rig root's footage",
+    }
+    for path, content in theirs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    ours = [data / n for n in ("lake", "catalog.duckdb", "registry.sqlite", "thumbnails")]
+    assert all(p.exists() for p in ours)
+    repo = Path(__file__).resolve().parents[1]
+    venv = Path(sys.executable).parent.parent
+    run = subprocess.run(
+        ["make", "-s", "clean-data", f"VENV={venv}", f"DAM_DATA_DIR={data}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert not any(p.exists() for p in ours)
+    assert {p: p.read_bytes() for p in theirs} == theirs
+    assert "kept" in run.stdout and "inbox" in run.stdout

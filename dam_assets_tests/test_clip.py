@@ -88,7 +88,7 @@ def indexed(instance, store, tmp_path, library):
     long_clip = mf.age(mf.make_cut_video(root / "long.mp4", cuts=[100, 200], frames=300))
     for name in ("h264", "still", "audio"):
         copy_settled(library[name], root / library[name].name)
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     outcome = index_partitions(report.checksums, store, instance=instance, say=str)
     assert not outcome.failed_runs
     return report, long_clip

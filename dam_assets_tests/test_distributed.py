@@ -93,7 +93,7 @@ def test_index_media_on_celery_workers(celery_worker, store, library, tmp_path):
     root = tmp_path / "w"
     for name in ("h264", "still"):
         copy_settled(library[name], root / library[name].name)
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
         with execute_job(

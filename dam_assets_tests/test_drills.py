@@ -156,7 +156,7 @@ def test_full_disk_fails_the_run_with_a_clear_message(
     from dam_assets.storage import lake as lake_module
 
     copy_settled(library["audio"], tmp_path / "w" / "a.m4a")
-    report = scan([tmp_path / "w"], store)
+    report = scan([tmp_path / "w"], store, settle_seconds=0)
     instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
     store.refresh_catalog()
 

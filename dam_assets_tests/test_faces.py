@@ -261,7 +261,7 @@ def faces_indexed(instance, store, tmp_path):
     root = tmp_path / "faces"
     for name, shots in FACE_SHOTS.items():
         mf.age(mf.make_face_video(root / name, shots))
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     outcome = index_partitions(report.checksums, store, instance=instance, say=str)
     assert not outcome.failed_runs
     return report, root
@@ -329,7 +329,7 @@ def test_more_footage_makes_new_people_and_merge(
     # a third file with green once more: green reaches three appearances and becomes a person
     root = tmp_path / "more"
     mf.age(mf.make_face_video(root / "c.mp4", [[("green", (192, 192))]]))
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     assert not index_partitions(report.checksums, store, instance=instance, say=str).failed_runs
     listed = json.loads(_dam(data_dir, "faces", "list", "--json"))
     assert sorted((p["faces"], p["files"]) for p in listed) == [(3, 3), (4, 2)]
@@ -350,7 +350,7 @@ def test_missing_pack_fails_only_the_faces_step(instance, store, tmp_path, monke
     from dam_assets.partitions import MEDIA_PARTITIONS_NAME
 
     clip = mf.age(mf.make_face_video(tmp_path / "m" / "x.mp4", [[("red", (160, 128))]]))
-    [checksum] = scan([clip.parent], store).checksums
+    [checksum] = scan([clip.parent], store, settle_seconds=0).checksums
     instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, [checksum])
     monkeypatch.setenv("DAM_FACE_MODEL", "buffalo_l")
     result = defs.resolve_job_def("index_media").execute_in_process(

@@ -73,7 +73,7 @@ def test_sensor_survives_bad_files(instance, data_dir, watched, bad_files):
 def test_index_is_idempotent_and_records_bad_files(instance, store, watched, bad_files):
     for path in bad_files.values():
         copy_settled(path, watched / "bad" / path.name)
-    report = scan([watched], store)
+    report = scan([watched], store, settle_seconds=0)
     outcome = index_partitions(report.checksums, store, batch_size=4, instance=instance, say=str)
     assert len(outcome.runs) == 3 and not outcome.failed_runs
     snapshot = {t: store.sql(f"SELECT * FROM {t} ORDER BY ALL") for t in ("streams", "thumbnails")}
@@ -120,7 +120,7 @@ def test_index_is_idempotent_and_records_bad_files(instance, store, watched, bad
 def test_duplicate_content_under_two_names_is_one_partition(instance, store, tmp_path, library):
     a = copy_settled(library["h264"], tmp_path / "w" / "a.mp4")
     copy_settled(library["h264"], tmp_path / "w" / "b.mp4")
-    report = scan([tmp_path / "w"], store)
+    report = scan([tmp_path / "w"], store, settle_seconds=0)
     index_partitions(report.checksums, store, instance=instance, say=str)
     assert instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME) == [report.by_path[str(a)]]
     store.export_registry()
@@ -139,7 +139,7 @@ def test_thumbnail_files_exist_and_poster_avoids_black_intro(instance, store, tm
             tmp_path / "w" / "fade_in.mp4", seconds=6, black_intro_s=2.5, gop=12, audio=False
         )
     )
-    report = scan([tmp_path / "w"], store)
+    report = scan([tmp_path / "w"], store, settle_seconds=0)
     index_partitions(report.checksums, store, instance=instance, say=str)
     rows = store.sql("SELECT kind, time_s, path, score FROM thumbnails").to_pylist()
     assert all(Path(r["path"]).is_file() for r in rows)
@@ -151,7 +151,7 @@ def test_thumbnail_files_exist_and_poster_avoids_black_intro(instance, store, tm
 
 
 def test_maintain_lake_job_compacts_without_changing_rows(instance, store, watched):
-    report = scan([watched], store)
+    report = scan([watched], store, settle_seconds=0)
     index_partitions(report.checksums, store, instance=instance, say=str)
     before = {t: store.sql(f"SELECT * FROM {t} ORDER BY ALL") for t in ("probe", "thumbnails")}
     assert len(store.lake.unit_keys("probe")) == 6
@@ -168,7 +168,7 @@ def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, librar
 
     first = copy_settled(library["audio"], tmp_path / "w" / "a.m4a")
     second = copy_settled(library["audio"], tmp_path / "w" / "copy" / "a.m4a")
-    report = scan([tmp_path / "w"], store)
+    report = scan([tmp_path / "w"], store, settle_seconds=0)
     [checksum] = report.checksums
     first.unlink()  # gone before the run: the other copy is used
     assert _current_path(store, checksum, str(first)) == str(second)
@@ -190,7 +190,7 @@ def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, librar
 def test_asset_checks_pass_then_name_the_broken_partition(instance, store, watched):
     from dam_assets.runs import range_tags
 
-    report = scan([watched], store)
+    report = scan([watched], store, settle_seconds=0)
     instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
     job = defs.resolve_job_def("index_media")
     result = job.execute_in_process(instance=instance, tags=range_tags(report.checksums))
@@ -228,7 +228,7 @@ def test_nightly_reruns_what_is_missing_then_nothing(
 
     from dam_assets.schedules import nightly
 
-    report = scan([watched], store)
+    report = scan([watched], store, settle_seconds=0)
     instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
     storage = DamStorage(data_dir=str(data_dir))
 

@@ -164,7 +164,7 @@ def test_rig_sessions_sync_and_exports(rig_take, instance, store, tmp_path, monk
     (tmp_path / "rigs.yaml").write_text(RIG_YAML.format(root=root))
     monkeypatch.setenv("DAM_RIGS", str(tmp_path / "rigs.yaml"))
     assert load_rigs().by_name("stage-a").camera_for(clips["B"]).id == "B"
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     outcome = index_partitions(report.checksums, store, instance=instance, say=str)
     assert not outcome.failed_runs
 

@@ -86,7 +86,7 @@ def test_scenes_asset_rows_and_idempotency(
     root = tmp_path / "w"
     for clip in (cut_clip, still_clip, library["audio"], library["still"]):
         copy_settled(clip, root / clip.name)
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     index_partitions(report.checksums, store, instance=instance, say=str)
     query = "SELECT * FROM scenes ORDER BY checksum, scene_index"
     rows = store.sql(query).to_pylist()

@@ -101,7 +101,7 @@ def test_transcripts_asset_captions_search_and_idempotency(
     silent = mf.age(
         mf.make_audio(root / "room_tone.wav", seconds=3, codec="pcm_s16le", silent=True)
     )
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     outcome = index_partitions(report.checksums, store, instance=instance, say=str)
     assert not outcome.failed_runs
     speech_ck = report.by_path[str(root / speech_clip.name)]
@@ -143,7 +143,7 @@ def test_transcripts_asset_captions_search_and_idempotency(
 def test_missing_model_fails_only_transcripts(instance, store, tmp_path, speech_clip):
     root = tmp_path / "w"
     copy_settled(speech_clip, root / speech_clip.name)
-    report = scan([root], store)
+    report = scan([root], store, settle_seconds=0)
     instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
     job = defs.resolve_job_def("index_media")
     result = job.execute_in_process(

@@ -13,6 +13,7 @@ from ..media.sessions import group_sessions, link_takes, sync_session
 from ..partitions import media_partitions
 from ..resources import DamStorage
 from ..rigs import load_rigs
+from ..storage.paths import display_path
 from ..storage.schemas import CAPTURE_SEGMENTS, CAPTURE_SESSIONS, CAPTURE_SYNC, rows_to_table
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
@@ -42,8 +43,9 @@ def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> Mat
         info = probed[checksum]
         rows = []
         for candidate in dict.fromkeys([path, *store.registry.present_paths(checksum)]):
-            if candidate in hints and hints[candidate][0] in {r.name for r in rigs.rigs}:
-                rig_name, root = hints[candidate]
+            hint = hints.get((candidate, checksum))  # this content at this path, not the name
+            if hint and hint[0] in {r.name for r in rigs.rigs}:
+                rig_name, root = hint
                 rig = rigs.by_name(rig_name)
                 camera = rig.camera_for(candidate, root=Path(root))
             else:  # no hint, or its rig is gone from rigs.yaml
@@ -66,7 +68,7 @@ def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> Mat
             rows.append(
                 {
                     "checksum": checksum,
-                    "path": candidate,
+                    "path": display_path(candidate),
                     "rig": rig.name,
                     "camera": camera.id,
                     "role": camera.role,

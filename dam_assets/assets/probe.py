@@ -5,6 +5,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 from ..media.probe import probe_file
 from ..partitions import media_partitions
 from ..resources import DamStorage
+from ..storage.paths import display_path, safe_text
 from ..storage.schemas import PROBE, STREAMS, rows_to_table
 from .batch import run_per_partition
 
@@ -28,7 +29,12 @@ def probe(context: AssetExecutionContext, storage: DamStorage) -> MaterializeRes
 
     def work(checksum: str, path: str) -> dict:
         result = probe_file(path)
-        row = {"checksum": checksum, "path": path, **result.file, "probed_at": datetime.now(UTC)}
+        row = {
+            "checksum": checksum,
+            "path": display_path(path),
+            **result.file,
+            "probed_at": datetime.now(UTC),
+        }
         streams = [{"checksum": checksum, **s} for s in result.streams]
         store.lake.write_unit("streams", checksum, rows_to_table(STREAMS, streams))
         store.lake.write_unit("probe", checksum, rows_to_table(PROBE, [row]))
@@ -80,6 +86,7 @@ def _markdown(rows: list[dict]) -> str:
         cells = []
         for c in cols:
             v = r.get(c)
-            cells.append(f"{v:.2f}" if isinstance(v, float) else str(v if v is not None else ""))
+            text = f"{v:.2f}" if isinstance(v, float) else str(v if v is not None else "")
+            cells.append(safe_text(text).replace("|", "\\|"))  # names are not Markdown
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -13,12 +13,13 @@ class MediaDiscovery(ConfigurableResource):
     watch_roots: str | None = Field(
         default=None,
         description="Folders to watch, separated by ':' (os.pathsep). Empty: $DAM_WATCH_ROOTS,"
-        " else <data dir>/inbox.",
+        " else <project>/inbox.",
     )
     settle_seconds: float = Field(
         default=30.0,
-        description="A file is indexed once unchanged (size and mtime) for this long, so files"
-        " still being copied are left alone.",
+        description="A file is read once its size, mtime and inode stayed the same across two"
+        " looks this far apart (files still being copied are left alone; the file's own clock"
+        " is never trusted).",
     )
     partitions_per_run: int = Field(
         default=25, description="New files per run: one run start-up is shared by this many."
@@ -31,10 +32,10 @@ class MediaDiscovery(ConfigurableResource):
         description="Request no new runs while this many index runs are queued or running:"
         " a big ingest waits in the folder, not as thousands of queued runs.",
     )
-    hash_budget_seconds: float = Field(
+    tick_budget_seconds: float = Field(
         default=30.0,
-        description="Stop hashing after this long in one tick (ticks must end within 60 s);"
-        " the cursor resumes where it stopped.",
+        description="Stop walking and hashing after this long in one tick (ticks must end"
+        " within 60 s); the cursor resumes the walk where it stopped.",
     )
 
     def roots(self) -> list[Path]:

@@ -102,7 +102,8 @@ class Store:
         self.lake.delete_unit("ingest_errors", f"{stage}--{checksum}")
 
     def export_registry(self) -> None:
-        """Snapshot the registry into the lake so the catalog's `media_files` and
-        `ingest_errors` views show it."""
+        """Snapshot the registry into the lake so the catalog's `media_files`,
+        `file_versions` and `ingest_errors` views show it."""
         self.lake.write_snapshot("media_files", self.registry.media_files_table())
+        self.lake.write_snapshot("file_versions", self.registry.file_versions_table())
         self.lake.write_unit("ingest_errors", "discovery", self.registry.discovery_errors_table())

@@ -403,13 +403,43 @@ MEDIA_FILES = TableSpec(
             ("media_kind", pa.string()),
             ("first_seen", _ts),
             ("last_seen", _ts),
-            ("missing", pa.bool_()),
-            ("missing_since", _ts),
+            ("missing", pa.bool_()),  # this path does not hold this content now
+            ("missing_since", _ts),  # gone, or replaced by other content, since
+            ("replaced", pa.bool_()),  # the path holds other content now
+            ("content_present", pa.bool_()),  # some path still holds this content
+            ("versions", pa.int32()),  # times this path held this content
+            ("path_bytes", pa.binary()),  # the real name when it is not valid UTF-8
         ]
     ),
     layout="snapshot",
     compactable=False,
-    description="Every path ever seen, with its checksum; deleted files are flagged, not dropped.",
+    description="Every (path, checksum) ever seen: a path that later holds other content keeps"
+    " its old row, marked missing and replaced; deleted files are flagged, not dropped.",
+)
+
+FILE_VERSIONS = TableSpec(
+    "file_versions",
+    pa.schema(
+        [
+            ("path", pa.string()),
+            ("version", pa.int32()),  # 1, 2, … in the order the path held its contents
+            ("checksum", pa.string()),
+            ("previous_checksum", pa.string()),  # what the path held before this version
+            ("size_bytes", pa.int64()),
+            ("mtime_ns", pa.int64()),
+            ("first_seen", _ts),
+            ("last_seen", _ts),
+            ("current", pa.bool_()),  # the path's latest version
+            ("present", pa.bool_()),  # current and the path is there
+            ("gone_since", _ts),  # replaced or missing since
+            ("content_present", pa.bool_()),  # some path still holds this content
+            ("path_bytes", pa.binary()),
+        ]
+    ),
+    layout="snapshot",
+    compactable=False,
+    description="Per path, each content it held in order: re-exports and reused camera-card"
+    " names are versions 1, 2, … of the same path.",
 )
 
 INGEST_ERRORS = TableSpec(
@@ -448,6 +478,7 @@ TABLES: dict[str, TableSpec] = {
         CAPTURE_SESSIONS,
         CAPTURE_SYNC,
         MEDIA_FILES,
+        FILE_VERSIONS,
         INGEST_ERRORS,
     )
 }

@@ -157,7 +157,7 @@ def bench_discovery(lib: Library, work: Path, results: Results) -> float:
 
         drop_page_cache(lib.paths)
         store = Store(work / f"scan_{rep}")
-        seconds, report = timed(lambda s=store: scan([lib.root], s))
+        seconds, report = timed(lambda s=store: scan([lib.root], s, settle_seconds=0))
         if report.hashed != n or report.errors or report.unsettled:
             raise RuntimeError(f"scan hashed {report.hashed}/{n}: {report.errors[:3]}")
         scans.append(seconds)
@@ -171,7 +171,7 @@ def bench_discovery(lib: Library, work: Path, results: Results) -> float:
 
     ticks: list[float] = []
     for _ in range(REPEATS):
-        seconds, report = timed(lambda s=store: scan([lib.root], s))
+        seconds, report = timed(lambda s=store: scan([lib.root], s, settle_seconds=0))
         if report.hashed or report.seen != n:
             raise RuntimeError(f"unchanged tick hashed {report.hashed} file(s)")
         ticks.append(seconds)
@@ -273,7 +273,7 @@ def index_once(
         instance_for_test(temp_dir=str(home)) as instance,
     ):
         store = Store(data_dir)
-        report = scan([lib.root], store)
+        report = scan([lib.root], store, settle_seconds=0)
         keys = [report.by_path[str(p)] for p in subset]
         seconds, outcome = timed(
             lambda: index_partitions(
