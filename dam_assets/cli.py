@@ -39,6 +39,30 @@ def _use_instance_home() -> None:
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
+class InstanceUnreachable(Exception):
+    """The Dagster instance's database cannot be reached: one line says so."""
+
+
+def _instance():
+    """The Dagster instance of $DAGSTER_HOME. When it lives in PostgreSQL and the server does
+    not answer, say so in seconds instead of waiting through the driver's retries."""
+    import socket
+
+    from dagster import DagsterInstance
+
+    address = settings.instance_postgres_address()
+    if address:
+        try:
+            socket.create_connection(address, timeout=3).close()
+        except OSError as exc:
+            raise InstanceUnreachable(
+                f"the Dagster instance's PostgreSQL server {address[0]}:{address[1]} is"
+                f" unreachable ({exc.strerror or exc}); start it, or check dagster.yaml and"
+                " DAGSTER_PG_URL"
+            ) from exc
+    return DagsterInstance.get()
+
+
 # -- output -------------------------------------------------------------------------------------
 def _jsonable(value):
     if isinstance(value, datetime | date):
@@ -71,7 +95,7 @@ def print_table(table: pa.Table, fmt: str = "text", max_width: int = 60) -> None
 def _cell(value, max_width: int) -> str:
     if value is None:
         return ""
-    text = f"{value:.3f}" if isinstance(value, float) else str(_jsonable(value))
+    text = f"{value:.3f}" if isinstance(value, float) else safe_text(_jsonable(value))
     return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
 
@@ -87,6 +111,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _say(f"dam ingest: {safe_text(p)}: no such file or folder")
             return EXIT_CRASH
     _use_instance_home()
+    instance = _instance()  # an unreachable instance is said before any work is done
     store = Store(settings.data_dir())
     last = [0.0]
 
@@ -145,6 +170,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         store,
         batch_size=args.batch,
         say=_say,
+        instance=instance,
         log_level="INFO" if args.verbose else "ERROR",
         rig_checksums=list(dict.fromkeys(rig_checksums)),
     )
@@ -175,7 +201,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 # -- status -------------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
 
     from .jobs import MEDIA_ASSETS
     from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
@@ -183,7 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     _use_instance_home()
     store = Store(settings.data_dir())
-    instance = DagsterInstance.get()
+    instance = _instance()
     keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
     errors = store.sql(
         "SELECT stage, count(DISTINCT checksum) AS n FROM ingest_errors"
@@ -297,7 +322,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"No transcript segment contains: {args.text}")
         for hit in [] if args.json else hits:
             span = f"{_clock(hit['start'])}–{_clock(hit['end'])}"
-            print(f"{hit['path'] or hit['checksum']}  {span}\n    {hit['text']}")
+            print(
+                f"{safe_text(hit['path'] or hit['checksum'])}  {span}\n    {safe_text(hit['text'])}"
+            )
         return EXIT_OK
     if bool(args.query) == bool(args.image):
         _say('dam search: give a query ("a dog on a beach"), --image FILE, or --text "words"')
@@ -325,7 +352,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("No matching moments (is clip_embeddings materialized for this model?)")
     for m in moments:
         span = f"{_clock(m['start'])}–{_clock(m['end'])}"
-        print(f"{m['score']:.3f}  {m['path'] or m['checksum']}  {span}\n       {m['thumbnail']}")
+        where = safe_text(m["path"] or m["checksum"])
+        print(f"{m['score']:.3f}  {where}  {span}\n       {safe_text(m['thumbnail'])}")
     return EXIT_OK
 
 
@@ -387,7 +415,7 @@ def _search_person(args: argparse.Namespace) -> int:
     if not files:
         print(f"Person {person} appears in no indexed file.")
     for f in files:
-        print(f"{f['path'] or f['checksum']}\n    {_ranges(f['ranges'])}")
+        print(f"{safe_text(f['path'] or f['checksum'])}\n    {_ranges(f['ranges'])}")
     return EXIT_OK
 
 
@@ -398,13 +426,11 @@ def cmd_faces(args: argparse.Namespace) -> int:
 
     store = Store(settings.data_dir())
     if args.faces_command == "recluster":
-        from dagster import DagsterInstance
-
         from .runner import cluster_faces
 
         _use_instance_home()
         _say("re-clustering every face track (names and hand-placed faces are kept)…")
-        run_id, ok = cluster_faces(DagsterInstance.get(), recluster=True, source="dam faces")
+        run_id, ok = cluster_faces(_instance(), recluster=True, source="dam faces")
         _say(f"run {run_id[:8]} {'ok' if ok else 'FAILED (see the run in the UI)'}")
         return EXIT_OK if ok else EXIT_CRASH
     try:
@@ -412,13 +438,14 @@ def cmd_faces(args: argparse.Namespace) -> int:
             person = store.people.resolve(args.person)
             store.people.label(person, args.name)
             export_people(store)
-            print(f"person {person} is now {args.name!r}; re-clusters keep its faces together")
+            name = safe_text(args.name)
+            print(f"person {person} is now {name!r}; re-clusters keep its faces together")
             return EXIT_OK
         if args.faces_command == "merge":
             keep, other = store.people.resolve(args.keep), store.people.resolve(args.other)
             name = store.people.merge(keep, other)
             export_people(store)
-            print(f"person {other} merged into {keep}" + (f" ({name})" if name else ""))
+            print(f"person {other} merged into {keep}" + (f" ({safe_text(name)})" if name else ""))
             return EXIT_OK
     except (PersonNotFound, ValueError) as exc:
         _say(f"dam faces {args.faces_command}: {exc}")
@@ -437,12 +464,12 @@ def cmd_faces(args: argparse.Namespace) -> int:
         print("No people yet (faces are grouped after `dam ingest`; see `dam status`).")
     hidden = people[args.limit :] if args.limit else []
     for p in people[: args.limit or None]:
-        name = p["name"] or "(unnamed)"
+        name = safe_text(p["name"] or "(unnamed)")
         print(f"{p['person_id']:>5}  {name}  {p['faces']} appearance(s) in {p['files']} file(s)")
-        print(f"       {p['crop'] or ''}")
+        print(f"       {safe_text(p['crop'] or '')}")
         shown = where[p["person_id"]]
         for f in shown[: args.files]:
-            print(f"       {f['path'] or f['checksum']}  {_ranges(f['ranges'])}")
+            print(f"       {safe_text(f['path'] or f['checksum'])}  {_ranges(f['ranges'])}")
         if len(shown) > args.files:
             print(f"       … {len(shown) - args.files} more (dam search --person {p['person_id']})")
     if hidden:
@@ -541,6 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except InstanceUnreachable as exc:
+        _say(f"dam {args.command}: {exc}")
+        return EXIT_CRASH
     except KeyboardInterrupt:
         _say("interrupted")
         return EXIT_CRASH

@@ -9,6 +9,7 @@ from .jobs import (
     MEDIA_ASSETS,
     capture_sessions_job,
     face_clusters_job,
+    hash_large_files,
     index_media_job,
     maintain_lake,
 )
@@ -32,6 +33,7 @@ defs = Definitions(
         capture_sessions_job,
         face_clusters_job,
         maintain_lake,
+        hash_large_files,
     ],
     sensors=[media_storage_sensor],
     schedules=[nightly, nightly_face_recluster, nightly_compaction],

@@ -58,6 +58,8 @@ class ScanReport:
     new_versions: int = 0  # paths that now hold other content than before
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # path, type, message
     waiting: list[str] = field(default_factory=list)  # new or changing: not settled yet
+    # settled but too large to read within a tick: {path, root, size, mtime_ns, inode}
+    deferred: list[dict] = field(default_factory=list)
     waiting_bytes: int = 0
     missing_marked: int = 0
     roots_skipped: list[str] = field(default_factory=list)  # unmounted / unreadable
@@ -151,7 +153,7 @@ def usable_roots(paths: Iterable[Path | str], report: ScanReport) -> list[_Root]
             report.roots_skipped.append(f"{display_path(path)} ({exc.strerror or exc})")
             continue
         if stat_mod.S_ISREG(st.st_mode):
-            roots.append(_Root(path, is_file=True, mounted=False))
+            roots.append(_Root(path, is_file=True, mounted=False))  # implies nothing is gone
         elif stat_mod.S_ISDIR(st.st_mode):
             try:
                 with os.scandir(path) as it:
@@ -164,6 +166,10 @@ def usable_roots(paths: Iterable[Path | str], report: ScanReport) -> list[_Root]
     outer = [f for f in folders if not any(f.startswith(o.rstrip("/") + "/") for o in folders)]
     kept = {r.path: r for r in roots if r.is_file or r.path in outer}
     return [kept[p] for p in dict.fromkeys(r.path for r in roots) if p in kept]
+
+
+def _root_folder(root: _Root) -> str:
+    return os.path.dirname(root.path) if root.is_file else root.path
 
 
 def _inside(path: str, folders: list[str]) -> bool:
@@ -197,6 +203,7 @@ class _Pass:
         self.last_flush = time.monotonic()
         self.progress: ProgressFn | None = None
         self.progress_total = 0
+        self.defer_over: int | None = None
 
     def flush(self, force: bool = False) -> None:
         pending = len(self.recorded) + len(self.unchanged)
@@ -234,7 +241,7 @@ class _Pass:
             if k.inode == s.inode:
                 self.unchanged.append(path)
             else:  # remounted share or restore in place: same bytes, new inode; no re-read
-                self.recorded.append((s, k.checksum, root.path, kind))
+                self.recorded.append((s, k.checksum, _root_folder(root), kind))
             return
         before = self.failed_before.get(path)
         if (
@@ -253,6 +260,17 @@ class _Pass:
             report.renamed += 1
         elif not self.settled(path, s):
             return
+        elif self.defer_over is not None and s.size > self.defer_over:
+            report.deferred.append(
+                {
+                    "path": path,
+                    "root": root.path,
+                    "size": s.size,
+                    "mtime_ns": s.mtime_ns,
+                    "inode": s.inode,
+                }
+            )
+            return
         else:
             try:
                 checksum = file_checksum(path)
@@ -268,7 +286,7 @@ class _Pass:
             if self.progress:
                 self.progress(report.hashed_bytes, self.progress_total, path)
         self.observations.pop(path, None)
-        self.recorded.append((s, checksum, root.path, kind))
+        self.recorded.append((s, checksum, _root_folder(root), kind))
         self.identities[identity] = checksum  # a hard or symbolic link later in this pass
         report.by_path[path] = checksum
 
@@ -317,13 +335,16 @@ def scan(
     mark_missing: bool = True,
     progress: ProgressFn | None = None,
     progress_total: int = 0,
+    defer_larger_than: int | None = None,
     now: float | None = None,
 ) -> ScanReport:
     """Walk, checksum what is new and settled, update the registry, and say what was found.
 
     `observations` carries what earlier passes saw of files not yet read (the caller keeps
     it); with `settle_seconds=0` a file is read at first sight. A pass stops starting new work
-    once `budget_s` is spent and says in `report.resume` where the next one continues.
+    once `budget_s` is spent and says in `report.resume` where the next one continues. Settled
+    files larger than `defer_larger_than` bytes are not read but listed in `report.deferred`
+    (for `read_deferred`, in a run: one large file over a slow share can outlast a tick).
     """
     started = time.monotonic()
     skipped = ScanReport()
@@ -331,6 +352,7 @@ def scan(
     observations = {} if observations is None else observations
     work = _Pass(store, roots, observations, settle_seconds, time.time() if now is None else now)
     work.progress, work.progress_total = progress, progress_total
+    work.defer_over = defer_larger_than
     report = work.report
     report.roots_skipped = skipped.roots_skipped
     start_at = 0
@@ -376,6 +398,26 @@ def scan(
         store.export_registry()  # keep `media_files`, `file_versions`, `ingest_errors` current
     report.elapsed_s = time.monotonic() - started
     return report
+
+
+def read_deferred(files: list[dict], store: Store) -> ScanReport:
+    """Hash files a sensor tick deferred (too large for its budget), as the tick saw them
+    (`ScanReport.deferred`): a file that changed since is left for the sensor to see again."""
+    work = _Pass(store, [], {}, 0.0, time.time())
+    for f in files:
+        try:
+            st = os.stat(f["path"])
+        except OSError as exc:
+            work.error(f["path"], *explain_os_error(exc))
+            continue
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (f["size"], f["mtime_ns"], f["inode"]):
+            work.report.waiting.append(f["path"])
+            continue
+        work.visit(f["path"], f["path"], _Root(f["root"], is_file=False))
+        work.flush(force=True)  # each large file is recorded as soon as it is read
+    store.export_registry()
+    work.report.checksums = list(dict.fromkeys(work.report.by_path.values()))
+    return work.report
 
 
 def _single(path: str) -> Iterator[str]:

@@ -1,6 +1,6 @@
 """Jobs: indexing new media (what sensors and `dam ingest` launch) and lake maintenance."""
 
-from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
+from dagster import AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
 
 from .assets.capture import capture_segments, capture_sessions
 from .assets.clip_embeddings import clip_embeddings
@@ -10,8 +10,10 @@ from .assets.probe import probe
 from .assets.scenes import scenes
 from .assets.thumbnails import thumbnails
 from .assets.transcripts import transcripts
+from .discovery import read_deferred
 from .resources import DamStorage
 from .storage import TABLES
+from .storage.paths import safe_text
 
 # Every asset partitioned by file checksum; later issues add theirs here.
 MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings, faces, capture_segments]
@@ -58,3 +60,32 @@ def compact_lake(context: OpExecutionContext, storage: DamStorage) -> dict:
 @job(description="Compact the Parquet lake (the nightly schedule; also `dam compact`).")
 def maintain_lake():
     compact_lake()
+
+
+class DeferredFile(Config):
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+class HashFilesConfig(Config):
+    files: list[DeferredFile]
+
+
+@op(description="Checksum files the storage sensor found too large to read within a tick.")
+def hash_files(context: OpExecutionContext, config: HashFilesConfig, storage: DamStorage) -> int:
+    report = read_deferred([f.model_dump() for f in config.files], storage.store())
+    for path, error_type, message in report.errors:
+        context.log.warning(f"{safe_text(path)}: {error_type}: {message}")
+    context.log.info(
+        f"hashed {report.hashed} file(s), {report.hashed_bytes / 2**30:.1f} GiB;"
+        f" {len(report.waiting)} changed since the sensor saw them (it looks again)"
+    )
+    return report.hashed
+
+
+@job(description="Checksum large files for the storage sensor (its next tick indexes them).")
+def hash_large_files():
+    hash_files()

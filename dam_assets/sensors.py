@@ -1,5 +1,6 @@
 """The storage sensor: watched folders in, batched runs of new partitions out."""
 
+import hashlib
 import json
 import os
 import time
@@ -16,7 +17,7 @@ from dagster import (
 )
 
 from .discovery import scan
-from .jobs import capture_sessions_job, face_clusters_job, index_media_job
+from .jobs import capture_sessions_job, face_clusters_job, hash_large_files, index_media_job
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .resources import DamStorage, MediaDiscovery
 from .rigs import load_rigs
@@ -36,7 +37,7 @@ def batched(items: list[str], size: int) -> list[list[str]]:
 
 
 @sensor(
-    jobs=[index_media_job, capture_sessions_job, face_clusters_job],
+    jobs=[index_media_job, capture_sessions_job, face_clusters_job, hash_large_files],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Watches DAM_WATCH_ROOTS for settled media files; adds one `media` partition per"
@@ -64,6 +65,7 @@ def media_storage_sensor(
         observations=observations,
         budget_s=discovery.tick_budget_seconds,
         resume=cursor.get("walk"),
+        defer_larger_than=int(discovery.read_in_tick_max_mb * 2**20),
     )
     # Every present content without a partition: new this tick, deferred by an earlier
     # tick's cap, or recorded by a tick that died before its partitions were added.
@@ -101,8 +103,9 @@ def media_storage_sensor(
     context.log.info(summary)
     for skipped in report.roots_skipped:
         context.log.warning(f"watched root skipped: {safe_text(skipped)}")
+    hashing = _hash_requests(report.deferred)
     if not new:
-        follow_up = [
+        follow_up = hashing + [
             r
             for r in (
                 _sessions_request(context, store, next_cursor),
@@ -115,10 +118,32 @@ def media_storage_sensor(
         context.update_cursor(json.dumps(next_cursor))
         return SkipReason(summary)
     return SensorResult(
-        run_requests=runs,
+        run_requests=runs + hashing,
         dynamic_partitions_requests=[media_partitions.build_add_request(new)],
         cursor=json.dumps(next_cursor),
     )
+
+
+HASH_FILES_PER_RUN = 20
+
+
+def _hash_requests(deferred: list[dict]) -> list[RunRequest]:
+    """Runs that checksum the files too large to read within a tick. The run key names the
+    files as seen and the hour, so a queued run is not requested twice and a failed one is
+    tried again later."""
+    hour = int(time.time() // 3600)
+    requests = []
+    for batch in batched(sorted(deferred, key=lambda f: f["path"]), HASH_FILES_PER_RUN):
+        ident = json.dumps([[f["path"], f["size"], f["mtime_ns"]] for f in batch])
+        digest = hashlib.blake2s(ident.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        requests.append(
+            RunRequest(
+                run_key=f"hash:{digest}:{hour}",
+                job_name=hash_large_files.name,
+                run_config={"ops": {"hash_files": {"config": {"files": batch}}}},
+            )
+        )
+    return requests
 
 
 def _rig_roots(context: SensorEvaluationContext) -> list:

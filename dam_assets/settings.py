@@ -72,3 +72,36 @@ def face_model() -> str:
     """`DAM_FACE_MODEL`: an insightface pack name (buffalo_l, buffalo_s, …), a folder of ONNX
     files, or `none` to skip faces."""
     return os.environ.get("DAM_FACE_MODEL", "").strip() or "buffalo_l"
+
+
+def instance_postgres_address() -> tuple[str, int] | None:
+    """(host, port) of the PostgreSQL server the Dagster instance in $DAGSTER_HOME uses, or
+    None when it uses SQLite (or the address cannot be told from dagster.yaml)."""
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    home = os.environ.get("DAGSTER_HOME")
+    config_file = Path(home) / "dagster.yaml" if home else None
+    if not config_file or not config_file.is_file():
+        return None
+    try:
+        config = yaml.safe_load(config_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    storage = config.get("storage") or config.get("run_storage") or {}
+    postgres = storage.get("postgres") or (storage.get("config") or {})
+    if not isinstance(postgres, dict):
+        return None
+    url = postgres.get("postgres_url")
+    if isinstance(url, dict) and url.get("env"):
+        url = os.environ.get(url["env"], "")
+    if isinstance(url, str) and url:
+        parts = urlsplit(url)
+        return (parts.hostname or "localhost", parts.port or 5432)
+    db = postgres.get("postgres_db")
+    if isinstance(db, dict):
+        host = db.get("hostname")
+        host = os.environ.get(host["env"], "") if isinstance(host, dict) else host
+        return (str(host or "localhost"), int(db.get("port") or 5432))
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,18 @@ def test_clean_data_removes_only_what_the_pipeline_wrote(tmp_path, library, env)
     assert not any(p.exists() for p in ours)
     assert {p: p.read_bytes() for p in theirs} == theirs
     assert "kept" in run.stdout and "inbox" in run.stdout
+
+
+def test_unreachable_postgres_instance_is_one_line(tmp_path, env):
+    home = Path(env["DAGSTER_HOME"])
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: postgresql://d:x@127.0.0.1:{port}/d\n"
+    )
+    for command in (["status"], ["ingest", str(tmp_path)]):
+        run = dam(*command, env=env)
+        assert run.returncode == 1
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"PostgreSQL server 127.0.0.1:{port} is unreachable" in lines[0]

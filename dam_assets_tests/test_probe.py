@@ -139,3 +139,20 @@ def test_anamorphic_display_size(tmp_path):
     f = probe_file(path).file
     assert (f["width"], f["height"]) == (96, 72)
     assert (f["display_width"], f["display_height"]) == (128, 72)
+
+
+def test_decompression_bomb_guard_is_respected(tmp_path):
+    """Pillow refuses images past its pixel limit; that refusal once fell through to a full
+    decode by PyAV (a 190-megapixel panorama is 570 MB of RGB)."""
+    from PIL import Image
+
+    from dam_assets.media.errors import MediaError
+    from dam_assets.media.thumbnails import image_thumbnails
+
+    path = tmp_path / "panorama.png"
+    side = int((2 * Image.MAX_IMAGE_PIXELS) ** 0.5) + 100
+    Image.new("1", (side, side)).save(path)  # 1 bit per pixel: cheap to make, tiny on disk
+    with pytest.raises(MediaError) as caught:
+        image_thumbnails(path, tmp_path / "thumbs")
+    assert caught.value.error_type == "ImageTooLarge"
+    assert not (tmp_path / "thumbs").exists()

@@ -13,6 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
+import blake3
 from dagster import SensorResult, SkipReason
 
 from dam_assets.discovery import scan
@@ -115,3 +116,32 @@ def test_an_unreadable_root_is_skipped_and_the_others_scanned(library):
     assert "crash" not in result, result
     assert len(result["checksums"]) == 1
     assert result["skipped"] == [f"{hidden} (Permission denied)"]
+
+
+def test_a_file_too_large_for_a_tick_is_hashed_by_a_run(instance, data_dir, tmp_path, library):
+    """One large file over a slow share can take longer to read than a tick may run (60 s):
+    the tick hands it to a `hash_large_files` run, and the next tick indexes it."""
+    from dam_assets.definitions import defs
+
+    root = tmp_path / "w"
+    copy_settled(library["audio"], root / "tone.m4a")
+    big = copy_settled(library["h264"], root / "A001_big.mov")
+    limit = (big.stat().st_size - 1) / 2**20
+    first, _ = sensor_tick(instance, data_dir, root, read_in_tick_max_mb=limit)
+    assert len(first.dynamic_partitions_requests[0].partition_keys) == 1  # the small one
+    [hash_run] = [r for r in first.run_requests if r.job_name == "hash_large_files"]
+    files = hash_run.run_config["ops"]["hash_files"]["config"]["files"]
+    assert [f["path"] for f in files] == [str(big)]
+    result = defs.resolve_job_def("hash_large_files").execute_in_process(
+        instance=instance, run_config=hash_run.run_config
+    )
+    assert result.success
+    instance.add_dynamic_partitions(
+        "media", list(first.dynamic_partitions_requests[0].partition_keys)
+    )
+    second, _ = sensor_tick(
+        instance, data_dir, root, cursor=first.cursor, read_in_tick_max_mb=limit
+    )
+    [add] = second.dynamic_partitions_requests
+    assert add.partition_keys == [blake3.blake3(big.read_bytes()).hexdigest()]
+    assert not [r for r in second.run_requests if r.job_name == "hash_large_files"]

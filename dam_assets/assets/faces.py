@@ -6,10 +6,11 @@ from pathlib import Path
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
 from PIL import Image
 
+from ..media.errors import MediaError
 from ..media.face_model import FaceModel, FaceSettings
 from ..media.face_tracks import carry_over, link_tracks
 from ..media.faces import FaceBatcher, FoundFace, find_faces, sample_times
-from ..media.frames import Frame, first_frame, frames_along
+from ..media.frames import Frame, frames_along
 from ..media.transcribe import ModelUnavailable
 from ..partitions import media_partitions
 from ..resources import DamStorage, FaceConfig
@@ -87,8 +88,12 @@ def faces(
                     poster = im.convert("RGB")
                 side = max(info["width"] or 0, info["height"] or 0)
                 frames = [Frame(0.0, poster, side / max(poster.size) if side else 1.0)]
-            else:
-                frames = [f for f in [first_frame(path, settings.frame_side)] if f]  # scaled
+            else:  # thumbnails failed on it (recorded there): never decode it another way
+                raise MediaError(
+                    "NoPoster",
+                    "This still has no poster (see its `thumbnails` error), so faces are not"
+                    " looked for in it.",
+                )
             still, keyframe_times = True, set()
         else:
             rows = sorted(scene_rows.get(checksum, []), key=lambda r: r["scene_index"])

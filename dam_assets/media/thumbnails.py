@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from .errors import MediaError
 from .frames import Frame, first_frame, keyframes_at
 from .output import save_jpeg, write_text
 from .quality import frame_quality
@@ -171,6 +172,13 @@ def image_thumbnails(path: str | Path, out_dir: Path) -> ThumbnailSet:
         with Image.open(path) as img:
             img.draft("RGB", (POSTER_SIZES["large"], POSTER_SIZES["large"]))  # fast JPEG decode
             image = ImageOps.exif_transpose(img).convert("RGB")
+    except Image.DecompressionBombError as exc:  # never decoded some other way instead
+        raise MediaError(
+            "ImageTooLarge",
+            f"The image is too large to decode safely ({exc}). Pillow refuses images over"
+            f" {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels to protect memory; a panorama or"
+            " scan this size needs a smaller copy beside it to be indexed.",
+        ) from exc
     except Exception:
         frame = first_frame(path, max_side=POSTER_SIZES["large"])
         if frame is None:

@@ -32,6 +32,12 @@ class MediaDiscovery(ConfigurableResource):
         description="Request no new runs while this many index runs are queued or running:"
         " a big ingest waits in the folder, not as thousands of queued runs.",
     )
+    read_in_tick_max_mb: float = Field(
+        default=2048.0,
+        description="Files larger than this (MiB) are checksummed by a `hash_large_files` run"
+        " instead of inside a tick: one big file over a slow share can take longer than a"
+        " tick may.",
+    )
     tick_budget_seconds: float = Field(
         default=30.0,
         description="Stop walking and hashing after this long in one tick (ticks must end"

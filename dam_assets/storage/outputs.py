@@ -57,8 +57,10 @@ def main(argv: list[str]) -> int:
     folder = data_dir(argv[0] if argv else None)
     removed = remove_outputs(folder)
     kept = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    print(f"removed {len(removed)} pipeline output(s) from {folder}: "
-          + (", ".join(p.name for p in removed) or "nothing to remove"))
+    print(
+        f"removed {len(removed)} pipeline output(s) from {folder}: "
+        + (", ".join(p.name for p in removed) or "nothing to remove")
+    )
     if kept:
         print("kept (not written by the pipeline, or names you gave people): " + ", ".join(kept))
     return 0
