@@ -159,6 +159,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 str(root if root.is_dir() else root.parent),
             )
             rig_checksums += [report.by_path[p] for p in under]
+        store.export_registry()  # runs read the hints from the registry's snapshot
     _say(
         f"Found {report.seen} media files ({len(report.checksums)} distinct contents):"
         f" {report.hashed} hashed, {report.renamed} recognised renames,"

@@ -87,6 +87,11 @@ def rigs_path() -> Path:
     return Path(value).expanduser() if value else project_root() / "rigs.yaml"
 
 
+# A rig's name becomes part of session ids and of export file names: letters, digits and
+# `._-` only, so a name can never point a file somewhere else (`../../etc/x`).
+RIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def load_rigs(path: str | Path | None = None) -> RigConfig:
     """Read rigs.yaml; a missing file means no rigs. Relative roots are relative to the file."""
     path = Path(path) if path else rigs_path()
@@ -111,9 +116,15 @@ def load_rigs(path: str | Path | None = None) -> RigConfig:
                     bool(cam.get("creation_time_is_stop", False)),
                 )
             )
+        name = str(entry["name"])
+        if not RIG_NAME.match(name) or ".." in name:
+            raise ValueError(
+                f"{path}: rig name {name!r} may hold only letters, digits, '.', '_' and '-'"
+                " (it names session ids and export files)"
+            )
         rigs.append(
             Rig(
-                str(entry["name"]),
+                name,
                 root.resolve(),
                 tuple(cameras),
                 float(entry.get("session_gap_s", 30.0)),

@@ -15,7 +15,7 @@ def search_transcripts(
     """Transcript segments containing every word of `text` (stemmed; "quoted phrases" stay
     phrases), best match first, each with the file's current path."""
     store = Store(settings.data_dir(data_dir))
-    hits = store.text_index.search(text, limit=limit)
+    hits = store.text_index().search(text, limit=limit)
     paths = store.registry.paths_for_checksums(h["checksum"] for h in hits)
     return [
         {

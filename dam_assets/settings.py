@@ -45,6 +45,17 @@ def watch_roots(override: str | None = None) -> list[Path]:
     return [default_inbox()] + ([legacy] if legacy.is_dir() else [])
 
 
+def is_worker() -> bool:
+    """`DAM_ROLE=worker`: this machine only executes steps (Celery, Kubernetes) and shares
+    `DAM_DATA_DIR` with the host over NFS/SMB. It writes Parquet, LanceDB and derived files
+    only, and refuses to open the host's SQLite files (registry, people, text index), which
+    are not safe on a shared folder. Default `host`."""
+    role = os.environ.get("DAM_ROLE", "").strip().lower() or "host"
+    if role not in ("host", "worker"):
+        raise ValueError(f"DAM_ROLE must be 'host' or 'worker', not {role!r}")
+    return role == "worker"
+
+
 def whisper_model() -> str:
     """`DAM_WHISPER_MODEL`: a faster-whisper model name or a CTranslate2 folder (tiny.en)."""
     return os.environ.get("DAM_WHISPER_MODEL", "").strip() or "tiny.en"

@@ -383,15 +383,21 @@ def test_face_checks_pass_then_name_the_damaged_file(faces_indexed, store, insta
 
 
 def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
-    from dam_assets.media.face_tracks import carry_over
+    from dam_assets.media.face_tracks import carry_over, stable_track_ids
     from dam_assets.storage.people import PeopleStore, PersonNotFound
 
     box_a, box_b = [100, 100, 164, 164], [400, 100, 464, 164]
     old = [("f:t0", t, box_a) for t in (0, 0.5, 1)] + [("f:t1", t, box_b) for t in (1, 1.5, 2)]
-    # the new run found another face first, so the numbers moved; b's track is gone
+    # the new run found another face first, so its numbers moved; b's track is gone
     new = [("f:t0", t, [300, 300, 364, 364]) for t in (0, 0.5)]
     new += [("f:t1", t, [102, 101, 166, 165]) for t in (0, 0.5, 1)]
-    assert carry_over(old, new) == {"f:t0": "f:t1"}
+    follows = carry_over(old, new)
+    assert follows == {"f:t0": "f:t1"}
+    # a's track keeps its id, the new face gets one no old track used
+    assert stable_track_ids(["f:t0", "f:t1"], follows, ["f:t0", "f:t1"], "f") == {
+        "f:t1": "f:t0",
+        "f:t0": "f:t2",
+    }
 
     people = PeopleStore(tmp_path / "people.sqlite")
     vec = np.ones(4, np.float32) / 2
@@ -399,33 +405,32 @@ def test_a_file_analysed_again_keeps_its_people_and_pins(tmp_path):
         {
             "f:t0": Assignment(1, 0.1),
             "f:t1": Assignment(2, 0.1),
-            "f:t3": Assignment(2, 0.1),  # a track the new run's carry-over does not mention
             "g:t0": Assignment(1, 0.2),
         },
         {1: vec, 2: vec},
         [],
-        considered=["f:t0", "f:t1", "f:t3", "g:t0"],
-        existing={"f:t0", "f:t1", "f:t3", "g:t0"},
+        considered=["f:t0", "f:t1", "g:t0"],
+        existing={"f:t0", "f:t1", "g:t0"},
         model_id="m",
     )
     people.label(1, "Ana")
+    people.label(2, "Bea")  # b is pinned too: its pin goes once its track is gone
     with pytest.raises(ValueError, match="already 'Ana'"):
         people.label(2, "ana")
     with pytest.raises(ValueError, match="person id"):
         people.label(2, "2024")
-    people.rename_tracks({"f:t0": "f:t1", "f:t1": None}, files=["f"])
+    # the next clustering run after the re-analysis: f:t1 is gone, f:t0 and f:t2 exist
+    people.save({}, {1: vec}, [], [], {"f:t0", "f:t2", "g:t0"}, "m")
     state = people.state("m")
     assert state.assignments == {
-        "f:t1": Assignment(1, 0.1, "user"),
+        "f:t0": Assignment(1, 0.1, "user"),
         "g:t0": Assignment(1, 0.2, "user"),
     }
-    assert state.names == {1: "Ana", 2: None} and set(people.state("other").centroids) == set()
+    assert state.names == {1: "Ana", 2: "Bea"} and set(people.state("other").centroids) == set()
     # a run that saw only g's track leaves f's placements alone
-    people.save({"g:t0": Assignment(1, 0.3)}, {1: vec}, [2], ["g:t0"], {"f:t1", "g:t0"}, "m")
-    assert set(people.state().assignments) == {"f:t1", "g:t0"}
-    assert 2 not in people.state().names  # unnamed and empty: dropped
-    with pytest.raises(PersonNotFound):
-        people.merge(1, 2)
+    people.save({"g:t0": Assignment(1, 0.3)}, {1: vec}, [], ["g:t0"], {"f:t0", "g:t0"}, "m")
+    assert set(people.state().assignments) == {"f:t0", "g:t0"}
+    people.merge(1, 2)
     with pytest.raises(PersonNotFound):
         people.label(2, "Bea")
     assert people.resolve("ANA") == 1

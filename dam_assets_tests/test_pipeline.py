@@ -171,11 +171,11 @@ def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, librar
     report = scan([tmp_path / "w"], store, settle_seconds=0)
     [checksum] = report.checksums
     first.unlink()  # gone before the run: the other copy is used
-    assert _current_path(store, checksum, str(first)) == str(second)
+    assert _current_path(store.locations([checksum]), checksum, str(first)) == str(second)
     with open(second, "ab") as handle:  # re-exported in place after hashing
         handle.write(b"new bytes")
     with pytest.raises(MediaError) as info:
-        _current_path(store, checksum, str(second))
+        _current_path(store.locations([checksum]), checksum, str(second))
     assert info.value.error_type == "SourceChanged"
     # the run records it as retryable: rows stay, `dam ingest` tries again
     outcome = index_partitions(report.checksums, store, instance=instance, say=str)

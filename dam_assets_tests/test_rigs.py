@@ -277,3 +277,14 @@ def test_card_offload_ingested_with_rig(rig_take, instance, store, tmp_path, mon
     [row] = store.sql("SELECT path, rig, camera, role FROM capture_segments").to_pylist()
     assert row == {"path": str(copy), "rig": "stage-a", "camera": "B", "role": "witness"}
     assert main(["ingest", str(card), "--rig", "no-such-rig"]) == 1
+
+
+def test_a_rig_name_cannot_steer_an_export_path(tmp_path):
+    """Session ids and export file names start with the rig's name."""
+    config = tmp_path / "rigs.yaml"
+    for name in ("../../etc/evil", "a/b", ".hidden", "stage a"):
+        config.write_text(f"rigs:\n  - name: '{name}'\n    root: {tmp_path}\n    cameras: []\n")
+        with pytest.raises(ValueError, match="rig name"):
+            load_rigs(config)
+    config.write_text(f"rigs:\n  - name: stage-a.2\n    root: {tmp_path}\n    cameras: []\n")
+    assert load_rigs(config).by_name("stage-a.2").root == tmp_path.resolve()

@@ -13,6 +13,8 @@ from dagster import AssetExecutionContext, AssetObservation, Failure, MetadataVa
 from ..discovery import explain_os_error
 from ..media.errors import MediaError
 from ..storage import Store
+from ..storage.locations import Locations
+from ..storage.paths import display_path, safe_text
 
 PROGRESS_EVERY_S = 10.0
 # Problems with getting at the file, not with its content: earlier rows stay, `dam ingest`
@@ -39,7 +41,9 @@ class BatchOutcome:
             "seconds": round(self.seconds, 3),
         }
         if self.failed:
-            lines = [f"- `{ck[:12]}…` {msg}" for ck, msg in list(self.failed.items())[:20]]
+            lines = [
+                f"- `{ck[:12]}…` {safe_text(msg)}" for ck, msg in list(self.failed.items())[:20]
+            ]
             meta["errors"] = MetadataValue.md("\n".join(lines))
         return meta
 
@@ -56,11 +60,11 @@ def run_per_partition(
     people), clear them on success, log progress, and observe each partition's metadata."""
     outcome = BatchOutcome()
     started = last_log = time.monotonic()
-    paths = store.registry.paths_for_checksums(keys)
+    where = store.locations(keys)
     for i, key in enumerate(keys, 1):
-        path = paths.get(key)
+        path = where.path_for(key)
         try:
-            path = _current_path(store, key, path)
+            path = _current_path(where, key, path)
             meta = work(key, path)
             store.clear_stage_error(stage, key)
             outcome.done.append(key)
@@ -81,13 +85,13 @@ def run_per_partition(
             elif isinstance(exc, OSError):
                 error_type, message = explain_os_error(exc)
             else:
-                context.log.exception(f"{stage} failed on {path}")
+                context.log.exception(f"{stage} failed on {safe_text(path)}")
                 error_type, message = type(exc).__name__, f"Unexpected error in {stage}: {exc}"
             if on_failure and error_type not in TRANSIENT and not isinstance(exc, OSError):
                 on_failure(key)  # the content itself is bad: drop its old rows
-            store.record_stage_error(stage, key, path, error_type, message)
+            store.record_stage_error(stage, key, display_path(path), error_type, message)
             outcome.failed[key] = message
-            context.log.warning(f"{stage}: {path}: {message}")
+            context.log.warning(f"{stage}: {safe_text(path)}: {safe_text(message)}")
         now = time.monotonic()
         if now - last_log >= PROGRESS_EVERY_S or i == len(keys):
             rate = i / max(now - started, 1e-9)
@@ -110,25 +114,28 @@ def visual_inputs(store: Store, keys: list[str]) -> tuple[dict, dict[str, list[d
     return probed, scene_rows, visual
 
 
-def _current_path(store: Store, checksum: str, path: str | None) -> str:
+def _current_path(where: Locations, checksum: str, path: str | None) -> str:
     """A present copy of this content, unchanged since it was hashed (so the bytes we read are
-    the bytes the checksum names)."""
-    candidates = ([path] if path else []) + store.registry.present_paths(checksum)
-    for candidate in dict.fromkeys(candidates):
+    the bytes the checksum names). Only paths that hold this content as last seen count: a
+    path that now holds other content (a reused card name) is never read for it."""
+    changed = None
+    for candidate in where.present_paths(checksum):
         try:
             st = os.stat(candidate)
         except OSError:
             continue
-        if store.registry.identity(candidate) not in (None, (st.st_size, st.st_mtime_ns)):
-            raise MediaError(
-                "SourceChanged",
-                f"{candidate} changed after it was hashed; the next scan hashes it again and"
-                " indexes the new content under its own checksum.",
-            )
-        return candidate
+        if where.identity(candidate, checksum) == (st.st_size, st.st_mtime_ns):
+            return candidate
+        changed = changed or candidate
+    if changed:
+        raise MediaError(
+            "SourceChanged",
+            f"{safe_text(changed)} changed after it was hashed; the next scan hashes it again"
+            " and indexes the new content under its own checksum.",
+        )
     raise MediaError(
         "SourceMissing",
         "No copy of this content is present on storage any more"
-        + (f" (last seen at {path})" if path else "")
+        + (f" (last seen at {safe_text(path)})" if path else "")
         + ".",
     )

@@ -33,17 +33,17 @@ from .probe import PARTITIONS_PER_RUN, probe
 def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> MaterializeResult:
     store = storage.store()
     rigs = load_rigs()
-    hints = store.registry.rig_hints()
     keys = list(context.partition_keys)
     probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    where = store.locations(keys)
     found = 0
 
     def work(checksum: str, path: str) -> dict:
         nonlocal found
         info = probed[checksum]
         rows = []
-        for candidate in dict.fromkeys([path, *store.registry.present_paths(checksum)]):
-            hint = hints.get((candidate, checksum))  # this content at this path, not the name
+        for candidate in dict.fromkeys([path, *where.present_paths(checksum)]):
+            hint = where.rig_hint(candidate, checksum)  # this content at this path, not a name
             if hint and hint[0] in {r.name for r in rigs.rigs}:
                 rig_name, root = hint
                 rig = rigs.by_name(rig_name)
@@ -53,7 +53,7 @@ def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> Mat
                 rig, camera = located if located else (None, None)
             if rig is None or camera is None:
                 continue
-            identity = store.registry.identity(candidate)
+            identity = where.identity(candidate, checksum)
             fps = info["fps_avg"]
             start = capture_start(
                 Path(candidate),
@@ -117,8 +117,9 @@ def capture_sessions(context: AssetExecutionContext, storage: DamStorage) -> Mat
     rigs = {r.name: r for r in load_rigs().rigs}
     store.refresh_catalog()
     segments = store.sql("SELECT * FROM capture_segments ORDER BY capture_start").to_pylist()
+    where = store.locations(s["checksum"] for s in segments)
     for seg in segments:  # read the audio from wherever the file is now
-        present = store.registry.present_paths(seg["checksum"])
+        present = where.present_paths(seg["checksum"])
         if seg["path"] not in present and present:
             seg["path"] = present[0]
     takes = link_takes(segments)
@@ -229,7 +230,7 @@ def write_exports(
         "offsets_are": "seconds from the hero file's start to this file's start (hero timeline)",
         "cameras": list(cameras.values()),
     }
-    json_path = folder / f"{session_id}.json"
+    json_path = _inside(folder, f"{session_id}.json")
     write_text(json.dumps(document, indent=1), json_path)
     buffer = io.StringIO()
     fields = [
@@ -250,6 +251,14 @@ def write_exports(
     for cam in cameras.values():
         for f in cam["files"]:
             writer.writerow({"camera": cam["camera"], "role": cam["role"], **f})
-    csv_path = folder / f"{session_id}.csv"
+    csv_path = _inside(folder, f"{session_id}.csv")
     write_text(buffer.getvalue(), csv_path)
     return json_path, csv_path
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """An export file in `folder`: a session id from an odd rig name never leaves it."""
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve() or name.startswith("."):
+        raise ValueError(f"export name {name!r} would leave {folder}")
+    return path

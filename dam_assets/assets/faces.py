@@ -8,7 +8,7 @@ from PIL import Image
 
 from ..media.errors import MediaError
 from ..media.face_model import FaceModel, FaceSettings
-from ..media.face_tracks import carry_over, link_tracks
+from ..media.face_tracks import carry_over, link_tracks, stable_track_ids
 from ..media.faces import FaceBatcher, FoundFace, find_faces, sample_times
 from ..media.frames import Frame, frames_along
 from ..media.transcribe import ModelUnavailable
@@ -137,36 +137,40 @@ def faces(
     replaced = done + others + forgotten
     face_vectors, track_vectors = [], []
     track_total = 0
-    # Under the people lock: no clustering run sees new track numbers with old placements.
-    with store.people.exclusive():
-        # the tracks these files had before: their people (and user pins) move to the new ones
-        before = store.lake.read_units("faces", done).to_pylist() if done else []
-        renamed: dict[str, str | None] = {}
-        for key in done + others:
-            mine = found.get(key, [])
-            still = probed[key]["media_kind"] == "image"
-            tracks = link_tracks(
-                [f.sample for f in mine],
-                cuts.get(key, []),
-                **{**TRACKING, "min_length": 1 if still else TRACKING["min_length"]},
-            )
-            face_rows, track_rows = _rows(key, mine, tracks, model_id)
-            face_vectors += [
-                {**row, "vector": f.sample.vector} for row, f in zip(face_rows, mine, strict=True)
-            ]
-            track_vectors += [
-                {**row, "vector": t.vector} for row, t in zip(track_rows, tracks, strict=True)
-            ]
-            old = _boxes([r for r in before if r["checksum"] == key])
-            follows = carry_over(old, _boxes(face_rows))
-            renamed.update({t: follows.get(t) for t, _, _ in old})
-            store.lake.write_unit("faces", key, rows_to_table(FACES, face_rows))
-            store.lake.write_unit("face_tracks", key, rows_to_table(FACE_TRACKS, track_rows))
-            if key in found:  # the rows are written: their crops replace the old ones
-                _swap_in_crops(store.media_dir(store.thumbnails_dir, key) / "faces")
-            track_total += len(track_rows)
-        # placements follow renumbered tracks; files without tracks now keep none
-        store.people.rename_tracks(renamed, files=replaced)
+    # the tracks these files had before: a track that continues one keeps its id, so people's
+    # placements and a user's pins follow without a write to people.sqlite (only the host
+    # writes that file; this step may run on a worker)
+    before = store.lake.read_units("faces", done).to_pylist() if done else []
+    for key in done + others:
+        mine = found.get(key, [])
+        still = probed[key]["media_kind"] == "image"
+        tracks = link_tracks(
+            [f.sample for f in mine],
+            cuts.get(key, []),
+            **{**TRACKING, "min_length": 1 if still else TRACKING["min_length"]},
+        )
+        face_rows, track_rows = _rows(key, mine, tracks, model_id)
+        old = _boxes([r for r in before if r["checksum"] == key])
+        names = stable_track_ids(
+            sorted({t for t, _, _ in old}),
+            carry_over(old, _boxes(face_rows)),
+            [r["track_id"] for r in track_rows],
+            key,
+        )
+        for row in face_rows + track_rows:
+            if row["track_id"]:
+                row["track_id"] = names[row["track_id"]]
+        face_vectors += [
+            {**row, "vector": f.sample.vector} for row, f in zip(face_rows, mine, strict=True)
+        ]
+        track_vectors += [
+            {**row, "vector": t.vector} for row, t in zip(track_rows, tracks, strict=True)
+        ]
+        store.lake.write_unit("faces", key, rows_to_table(FACES, face_rows))
+        store.lake.write_unit("face_tracks", key, rows_to_table(FACE_TRACKS, track_rows))
+        if key in found:  # the rows are written: their crops replace the old ones
+            _swap_in_crops(store.media_dir(store.thumbnails_dir, key) / "faces")
+        track_total += len(track_rows)
     if model:  # one commit per table for the whole run
         store.face_vectors.replace(model_id, replaced, face_vectors, dim=model.dim)
         store.track_vectors.replace(model_id, replaced, track_vectors, dim=model.dim)

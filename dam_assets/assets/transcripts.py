@@ -1,5 +1,6 @@
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
 
@@ -40,7 +41,6 @@ def transcripts(
     keys = list(context.partition_keys)
     probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
     with_audio = [k for k in keys if k in probed and (probed[k]["audio_streams"] or 0) > 0]
-    index = store.text_index
 
     def save(checksum: str, status: str, transcript=None) -> None:
         segments = transcript.segments if transcript else []
@@ -64,7 +64,6 @@ def transcripts(
             checksum,
             rows_to_table(TRANSCRIPT_WORDS, [{**tag, **w} for w in words]),
         )
-        index.replace(checksum, segments)
         row = {
             **tag,
             "status": status,
@@ -79,6 +78,7 @@ def transcripts(
             "realtime_factor": transcript.realtime_factor if transcript else None,
             "vtt_path": str(vtt) if segments else None,
             "srt_path": str(srt) if segments else None,
+            "transcribed_at": datetime.now(UTC),  # the text index re-reads changed files
         }
         store.lake.write_unit("transcripts", checksum, rows_to_table(TRANSCRIPTS, [row]))
 
@@ -112,7 +112,6 @@ def transcripts(
     def forget(checksum: str) -> None:
         for table in ("transcripts", "transcript_segments", "transcript_words"):
             store.lake.clear_unit(table, checksum)
-        index.replace(checksum, [])
 
     outcome = run_per_partition(context, store, "transcripts", with_audio, work, on_failure=forget)
     metadata = outcome.metadata()

@@ -144,3 +144,15 @@ def carry_over(
             mapping[track] = other
             taken.add(other)
     return mapping
+
+
+def stable_track_ids(
+    old_ids: list[str], follows: dict[str, str], new_ids: list[str], prefix: str
+) -> dict[str, str]:
+    """Names for a new run's tracks (keyed by their provisional id): a track that continues
+    an old one (`follows`: old -> new) keeps the old id, so people's placements and a user's
+    pins stay valid without rewriting them; other tracks get numbers no old track used."""
+    kept = {new: old for old, new in follows.items()}
+    used = [int(t.rsplit(":t", 1)[1]) for t in old_ids if ":t" in t]
+    fresh = iter(range(max(used, default=-1) + 1, 1 << 31))
+    return {new: kept.get(new) or f"{prefix}:t{next(fresh)}" for new in new_ids}

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from .catalog import connect, ensure_catalog
 from .lake import Lake
+from .locations import Locations
 from .people import PeopleStore
 from .registry import Registry
 from .schemas import INGEST_ERRORS, TABLES, rows_to_table
@@ -38,6 +39,11 @@ class Store:
             self._registry = Registry(self.data_dir / "registry.sqlite")
         return self._registry
 
+    def locations(self, checksums) -> Locations:
+        """Where these contents are, from the registry's snapshot (what runs read: they may
+        run on a worker machine, which never opens the registry's SQLite file)."""
+        return Locations(self.lake, checksums)
+
     @property
     def vectors(self) -> VectorStore:
         return VectorStore(self.data_dir / "lancedb")
@@ -60,9 +66,17 @@ class Store:
     def people(self) -> PeopleStore:
         return PeopleStore(self.data_dir / "people.sqlite")
 
-    @property
     def text_index(self) -> TextIndex:
-        return TextIndex(self.data_dir / "transcripts_fts.sqlite")
+        """The full-text index, brought up to date with the lake's transcripts first."""
+        index = TextIndex(self.data_dir / "transcripts_fts.sqlite")
+        current = {
+            r["checksum"]: str(r["transcribed_at"])
+            for r in self.sql("SELECT checksum, transcribed_at FROM transcripts").to_pylist()
+        }
+        index.sync(
+            current, lambda keys: self.lake.read_units("transcript_segments", keys).to_pylist()
+        )
+        return index
 
     def media_dir(self, root: Path, checksum: str) -> Path:
         """Per-file folder for derived files, sharded so no folder holds 80k entries."""

@@ -94,8 +94,9 @@ class PeopleStore(SqliteFile):
         model_id: str | None,
     ) -> None:
         """Store a clustering run's result in one transaction. Only the run's own tracks
-        (`considered`) and tracks that no longer exist lose their machine-made place; user
-        decisions made since the run read the state win; names are left as they are."""
+        (`considered`) lose their machine-made place, and tracks that no longer exist any
+        place; user decisions made since the run read the state win; names are left as they
+        are."""
         now = time.time()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
@@ -109,11 +110,13 @@ class PeopleStore(SqliteFile):
                     " ELSE excluded.centroid_model END, updated_at = ?",
                     (pid, blob, model_id, now, now, now),
                 )
+            # a re-analysed file's tracks keep their ids where they continue (faces asset);
+            # a placement of a track that no longer exists goes, a user's pin included
             mine = set(considered)
             stale = [
                 (t,)
-                for (t,) in con.execute("SELECT track_id FROM assignments WHERE source = 'auto'")
-                if t in mine or t not in existing
+                for t, source in con.execute("SELECT track_id, source FROM assignments")
+                if t not in existing or (t in mine and source == "auto")
             ]
             con.executemany("DELETE FROM assignments WHERE track_id = ?", stale)
             con.executemany(
@@ -130,35 +133,6 @@ class PeopleStore(SqliteFile):
                 "DELETE FROM people WHERE person_id = ? AND name IS NULL AND merged_into IS NULL"
                 " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.person_id = ?)",
                 [(pid, pid) for pid in dropped],
-            )
-            con.execute("COMMIT")
-
-    def rename_tracks(self, renamed: dict[str, str | None], files: Sequence[str] = ()) -> None:
-        """Files were analysed again and their tracks renumbered: move every placement (user
-        pins included) to the track that continues it. Any other placement of a track of
-        these `files` goes (its track is gone or is now someone else); people and names stay."""
-        if not renamed and not files:
-            return
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            moving = []
-            for i in range(0, len(renamed), 500):
-                chunk = list(renamed)[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                moving += con.execute(
-                    f"SELECT track_id, person_id, distance, source FROM assignments"
-                    f" WHERE track_id IN ({marks})",
-                    chunk,
-                ).fetchall()
-            con.executemany("DELETE FROM assignments WHERE track_id = ?", [(t,) for t in renamed])
-            # track ids are "<checksum>:t<n>": everything else of these files
-            con.executemany(
-                "DELETE FROM assignments WHERE substr(track_id, 1, ?) = ?",
-                [(len(f) + 1, f + ":") for f in files],
-            )
-            con.executemany(
-                "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?)",
-                [(renamed[t], p, d, src) for t, p, d, src in moving if renamed.get(t)],
             )
             con.execute("COMMIT")
 

@@ -358,15 +358,18 @@ class Registry(SqliteFile):
         with self._connect() as con:
             rows = con.execute(
                 f"""
-                SELECT path, version, checksum,
-                    lag(checksum) OVER (PARTITION BY path ORDER BY version),
+                SELECT v.path, version, v.checksum,
+                    lag(v.checksum) OVER (PARTITION BY v.path ORDER BY version),
                     size, mtime_ns, first_seen, last_seen, current, ({_PRESENT}),
                     CASE WHEN current = 1 THEN missing_since ELSE replaced_at END,
-                    checksum IN (SELECT checksum FROM file_versions WHERE {_PRESENT})
-                FROM file_versions ORDER BY path, version
+                    v.checksum IN (SELECT checksum FROM file_versions WHERE {_PRESENT}),
+                    h.rig, h.root
+                FROM file_versions v LEFT JOIN content_rig_hints h
+                    ON h.path = v.path AND h.checksum = v.checksum
+                ORDER BY v.path, version
                 """
             ).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(12)]
+        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(14)]
         paths = [from_db(p) for p in cols[0]]
         return pa.table(
             {
@@ -382,6 +385,8 @@ class Registry(SqliteFile):
                 "present": pa.array([bool(v) for v in cols[9]], pa.bool_()),
                 "gone_since": _timestamps(cols[10]),
                 "content_present": pa.array([bool(v) for v in cols[11]], pa.bool_()),
+                "rig": pa.array(cols[12], pa.string()),
+                "rig_root": pa.array([display_path(r) for r in cols[13]], pa.string()),
                 "path_bytes": pa.array([raw_bytes(p) for p in paths], pa.binary()),
             }
         )

@@ -170,6 +170,7 @@ TRANSCRIPTS = TableSpec(
             ("realtime_factor", pa.float64()),
             ("vtt_path", pa.string()),
             ("srt_path", pa.string()),
+            ("transcribed_at", _ts),  # when these segments were written (text index sync)
         ]
     ),
     description="One row per file: transcript status (also empty ones), language, model.",
@@ -433,6 +434,8 @@ FILE_VERSIONS = TableSpec(
             ("present", pa.bool_()),  # current and the path is there
             ("gone_since", _ts),  # replaced or missing since
             ("content_present", pa.bool_()),  # some path still holds this content
+            ("rig", pa.string()),  # `dam ingest --rig`: this content at this path is a rig's
+            ("rig_root", pa.string()),  # ... laid out as under the rig root, below this folder
             ("path_bytes", pa.binary()),
         ]
     ),

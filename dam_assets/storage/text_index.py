@@ -1,14 +1,17 @@
 """Full-text index over transcript segments (SQLite FTS5, Porter stemming).
 
 DuckDB's fts extension is downloaded on first use, which an offline library cannot do; SQLite
-ships FTS5 with Python. The transcripts asset replaces a file's rows here in the same step that
-writes its Parquet unit, and `rebuild()` recreates the index from the lake at any time.
+ships FTS5 with Python. The index is a cache of the lake's `transcript_segments`, kept on the
+machine that searches: `sync()` brings it up to date with the files whose transcript changed
+(by `transcripts.transcribed_at`) before each search. Runs never write it, so a transcription
+step on a worker machine never opens a SQLite file on a shared (NFS/SMB) folder, and a lost or
+damaged index is rebuilt by the next search.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .sqlite import SqliteFile
@@ -18,6 +21,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS segments USING fts5(
     text, checksum UNINDEXED, segment_index UNINDEXED, start_s UNINDEXED, end_s UNINDEXED,
     tokenize = 'porter unicode61'
 );
+CREATE TABLE IF NOT EXISTS indexed (checksum TEXT PRIMARY KEY, signature TEXT NOT NULL);
 """
 
 
@@ -35,6 +39,37 @@ class TextIndex(SqliteFile):
             con.execute("DELETE FROM segments WHERE checksum = ?", (checksum,))
             con.executemany("INSERT INTO segments VALUES (?,?,?,?,?)", rows)
             con.execute("COMMIT")
+
+    def sync(
+        self, current: dict[str, str], segments_of: Callable[[list[str]], Iterable[dict]]
+    ) -> int:
+        """Make the index hold exactly the files of `current` (checksum -> signature of its
+        transcript): re-index those whose signature changed, drop those gone. `segments_of`
+        reads the segments of some files from the lake. Returns how many files changed."""
+        with self._connect() as con:
+            indexed = dict(con.execute("SELECT checksum, signature FROM indexed").fetchall())
+        stale = [k for k, sig in current.items() if indexed.get(k) != sig]
+        gone = [k for k in indexed if k not in current]
+        if not stale and not gone:
+            return 0
+        rows: dict[str, list[tuple]] = {k: [] for k in stale}
+        for i in range(0, len(stale), 1000):
+            for s in segments_of(stale[i : i + 1000]):
+                rows[s["checksum"]].append(
+                    (s["text"], s["checksum"], s["segment_index"], s["start_s"], s["end_s"])
+                )
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")  # a reader sees the old rows or the new ones
+            for key in stale + gone:
+                con.execute("DELETE FROM segments WHERE checksum = ?", (key,))
+            con.executemany("DELETE FROM indexed WHERE checksum = ?", [(k,) for k in gone])
+            for key in stale:
+                con.executemany("INSERT INTO segments VALUES (?,?,?,?,?)", rows[key])
+            con.executemany(
+                "INSERT OR REPLACE INTO indexed VALUES (?, ?)", [(k, current[k]) for k in stale]
+            )
+            con.execute("COMMIT")
+        return len(stale) + len(gone)
 
     def search(self, text: str, limit: int = 20) -> list[dict]:
         """Segments containing every word of `text` (stemmed), best BM25 match first."""
