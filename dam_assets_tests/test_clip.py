@@ -218,3 +218,40 @@ def test_dam_search_cli(indexed, data_dir, instance, tmp_path):
         timeout=120,
     )
     assert text.returncode == 0 and str(long_clip.parent) in text.stdout
+
+
+def index_media_job():
+    """Module-level handle for `reconstructable()`: each step runs in its own process."""
+    from dam_assets.definitions import defs
+
+    return defs.resolve_job_def("index_media")
+
+
+def test_lineage_is_complete_under_the_multiprocess_executor(tmp_path, library, store, instance):
+    """Stills are embedded from the poster `thumbnails` writes: clip_embeddings depends on it,
+    so under the multiprocess executor (sensor and UI runs) it never runs before the poster
+    exists (it once did, and the still was recorded as 'Vanished')."""
+    from dagster import AssetKey, execute_job, reconstructable
+
+    from dam_assets.definitions import defs
+    from dam_assets.partitions import MEDIA_PARTITIONS_NAME
+    from dam_assets.runs import range_tags
+
+    deps = defs.resolve_assets_def("clip_embeddings").asset_deps[AssetKey("clip_embeddings")]
+    assert AssetKey("thumbnails") in deps
+    for name in ("still", "h264"):
+        copy_settled(library[name], tmp_path / "w" / library[name].name)
+    report = scan([tmp_path / "w"], store, settle_seconds=0)
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
+    with execute_job(  # only what clip_embeddings needs: each step is a process start-up
+        reconstructable(index_media_job),
+        instance=instance,
+        tags=range_tags(report.checksums),
+        asset_selection=[AssetKey(k) for k in ("probe", "thumbnails", "scenes", "clip_embeddings")],
+    ) as result:
+        assert result.success
+        pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+        assert len(pids) > 1  # steps ran in processes of their own
+    sources = store.sql("SELECT DISTINCT source FROM clip_frames ORDER BY 1").column(0)
+    assert "image" in sources.to_pylist()
+    assert store.sql("SELECT * FROM ingest_errors WHERE checksum IS NOT NULL").num_rows == 0

@@ -17,6 +17,7 @@ from ..storage.schemas import CLIP_FRAMES, TAGS, rows_to_table
 from .batch import run_per_partition, visual_inputs
 from .probe import PARTITIONS_PER_RUN
 from .scenes import scenes
+from .thumbnails import thumbnails
 
 FRAME_SIDE = 320  # stored thumbnail size; CLIP itself sees 224 px
 # Frames held before they are embedded: batches still mix files, and a run of long videos
@@ -39,7 +40,7 @@ def _code_version() -> str:
 @asset(
     partitions_def=media_partitions,
     backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
-    deps=[scenes],
+    deps=[scenes, thumbnails],  # scene keyframes, and the poster of every still
     group_name="search",
     kinds={"open-clip", "pytorch", "lancedb"},
     code_version=_code_version(),
