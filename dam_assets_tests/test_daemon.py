@@ -56,9 +56,11 @@ def _launch(workspace: Path, run_id: str, config: dict) -> None:
     )
 
 
-def _wait(what: str, check, deadline: float) -> None:
+def _wait(what: str, check, deadline: float, log: Path) -> None:
     while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"timed out waiting for {what}; the daemon said:\n{tail}")
         time.sleep(0.5)
 
 
@@ -71,7 +73,8 @@ def test_killed_run_frees_its_pool_for_the_next_queued_run(home, tmp_path):
         f"      relative_path: {REPO / 'dam_assets_tests' / 'daemon_location.py'}\n"
         "      location_name: drill\n"
     )
-    log = (tmp_path / "daemon.log").open("w")
+    log_path = tmp_path / "daemon.log"
+    log = log_path.open("w")
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
         cwd=home,
@@ -84,12 +87,15 @@ def test_killed_run_frees_its_pool_for_the_next_queued_run(home, tmp_path):
         pid_file = tmp_path / "worker.pid"
         killed, after = str(uuid.uuid4()), str(uuid.uuid4())
         _launch(workspace, killed, {"seconds": 3600, "pid_file": str(pid_file)})
-        _wait("the first run to hold the pool", pid_file.exists, deadline)
+        _wait("the first run to hold the pool", pid_file.exists, deadline, log_path)
         os.kill(int(pid_file.read_text()), signal.SIGKILL)  # as the OOM killer would
         _launch(workspace, after, {"seconds": 0})
 
         _wait(
-            "the queued run to finish", lambda: instance.get_run_by_id(after).is_finished, deadline
+            "the queued run to finish",
+            lambda: instance.get_run_by_id(after).is_finished,
+            deadline,
+            log_path,
         )
         assert instance.get_run_by_id(after).status == DagsterRunStatus.SUCCESS
         dead = instance.get_run_by_id(killed).status
