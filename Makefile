@@ -49,8 +49,9 @@ bench: install  ## benchmarks, as ratios against baselines measured in the same 
 	$(BIN)/python -m dam_assets_tests.benchmarks.faces
 	$(BIN)/python -m dam_assets_tests.benchmarks.scale
 
+# From DAGSTER_HOME: Dagster resolves dagster.yaml's relative storage folders against it.
 dev: install  ## Dagster UI, sensors and schedules on http://localhost:3000
-	$(BIN)/dagster dev
+	cd "$(DAGSTER_HOME)" && $(abspath $(BIN))/dagster dev -w $(CURDIR)/workspace.yaml
 
 lint: install
 	$(BIN)/ruff check dam_assets dam_assets_tests

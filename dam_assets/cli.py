@@ -29,14 +29,18 @@ def _say(message: str) -> None:
 
 
 def _use_instance_home() -> None:
-    """DAGSTER_HOME defaults to the project root. Its dagster.yaml names storage folders
-    relative to that root (as `dagster dev` there does), so work from there."""
-    if not os.environ.get("DAGSTER_HOME"):
-        root = settings.project_root()
-        os.environ["DAGSTER_HOME"] = str(root)
-        os.environ.setdefault("DAM_DATA_DIR", str(settings.data_dir()))
-        os.chdir(root)
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    """DAGSTER_HOME defaults to the project root. Dagster resolves the relative storage folders
+    of its dagster.yaml against the working directory, so work from DAGSTER_HOME (else `cd
+    /mnt/card && dam ingest .` starts a second instance there); what the working directory
+    decides (data folder, rigs.yaml) is settled first."""
+    from .rigs import rigs_path
+
+    os.environ["DAM_DATA_DIR"] = str(settings.data_dir())
+    os.environ["DAM_RIGS"] = str(rigs_path().absolute())
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root()).expanduser()
+    os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    os.chdir(home)
 
 
 class InstanceUnreachable(Exception):

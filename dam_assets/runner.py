@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
+from . import settings
 from .assets.batch import TRANSIENT
 from .jobs import MEDIA_ASSETS
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
@@ -55,16 +57,23 @@ def _execute(
 
 
 def unindexed(
-    instance: DagsterInstance, checksums: Sequence[str], store: Store | None = None
+    instance: DagsterInstance,
+    checksums: Sequence[str],
+    store: Store | None = None,
+    retention_days: float | None = None,
 ) -> list[str]:
     """Checksums some media asset has not materialized yet (new, or left by a crashed run),
-    or that a run could not read (share offline, permission, changed): those are retried."""
+    or that a run could not read (share offline, permission, changed): those are retried.
+    Content whose every copy has been missing for longer than `retention_days`
+    (settings.missing_retention_days) is gone for good: not retried, and its errors say so."""
     todo: set[str] = set()
+    gone: set[str] = set()
     if store is not None and checksums:
+        gone = set(_gone_for_good(store, checksums, retention_days))
         retry = store.sql(
             "SELECT DISTINCT checksum FROM ingest_errors WHERE stage <> 'discovery'"
             " AND list_contains($1, error_type) AND list_contains($2, checksum)",
-            [sorted(TRANSIENT), list(checksums)],
+            [sorted({*TRANSIENT, GONE}), list(checksums)],
         )
         todo.update(retry.column("checksum").to_pylist())
     for assets_def in MEDIA_ASSETS:
@@ -73,7 +82,44 @@ def unindexed(
             or {}
         )
         todo.update(k for k in checksums if getattr(status.get(k), "value", None) != "MATERIALIZED")
-    return [k for k in checksums if k in todo]
+    return [k for k in checksums if k in todo and k not in gone]
+
+
+GONE = "SourceGone"
+
+
+def _gone_for_good(
+    store: Store, checksums: Sequence[str], retention_days: float | None
+) -> list[str]:
+    """Content with no copy seen for longer than the retention. Its `SourceMissing` errors
+    become `SourceGone`, which says it is no longer retried and how to bring it back."""
+    days = settings.missing_retention_days() if retention_days is None else retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    gone = store.sql(
+        "SELECT checksum, max(coalesce(missing_since, last_seen)) AS since FROM media_files"
+        " WHERE list_contains($1, checksum) GROUP BY checksum"
+        " HAVING bool_and(missing) AND max(coalesce(missing_since, last_seen)) < $2",
+        [list(checksums), cutoff],
+    ).to_pylist()
+    since = {r["checksum"]: r["since"] for r in gone}
+    if since:
+        missing = store.sql(
+            "SELECT stage, checksum, path FROM ingest_errors WHERE error_type = 'SourceMissing'"
+            " AND list_contains($1, checksum)",
+            [list(since)],
+        ).to_pylist()
+        for row in missing:
+            store.record_stage_error(
+                row["stage"],
+                row["checksum"],
+                row["path"],
+                GONE,
+                f"No copy of this content has been seen since {since[row['checksum']]:%Y-%m-%d}"
+                f" (more than {days:g} days, DAM_MISSING_RETENTION_DAYS), so it is no longer"
+                " retried. Reconnect the storage or restore the file, then let the storage"
+                " sensor or `dam ingest FOLDER` find it again: it is indexed then.",
+            )
+    return list(since)
 
 
 def current_code_version(assets_def) -> str | None:

@@ -116,3 +116,17 @@ def instance_postgres_address() -> tuple[str, int] | None:
         host = os.environ.get(host["env"], "") if isinstance(host, dict) else host
         return (str(host or "localhost"), int(db.get("port") or 5432))
     return None
+
+
+def missing_retention_days() -> float:
+    """`DAM_MISSING_RETENTION_DAYS` (default 30): how long content whose every copy is missing
+    is still retried by the nightly run and `dam ingest`."""
+    return float(os.environ.get("DAM_MISSING_RETENTION_DAYS", "").strip() or 30)
+
+
+def read_timeout() -> tuple[float, float]:
+    """(`DAM_READ_TIMEOUT_S`, default 300; `DAM_READ_TIMEOUT_PER_MEDIA_S`, default 2): a stage
+    gives up on a file that stops making progress after base + per-media-second × duration."""
+    base = os.environ.get("DAM_READ_TIMEOUT_S", "").strip() or "300"
+    per_media_s = os.environ.get("DAM_READ_TIMEOUT_PER_MEDIA_S", "").strip() or "2"
+    return float(base), float(per_media_s)

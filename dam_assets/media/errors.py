@@ -2,8 +2,60 @@
 
 from __future__ import annotations
 
+import errno
 import struct
+from collections.abc import Iterator
 from pathlib import Path
+
+# Problems getting at a file, not with its content: its earlier rows stay, and `dam ingest` and
+# the nightly run try it again.
+ACCESS_ERRORS = frozenset(
+    {
+        "SourceMissing",
+        "SourceChanged",
+        "PermissionDenied",
+        "Vanished",
+        "IOError",
+        "ShareTimeout",
+        "StaleHandle",
+        "ShareOffline",
+        "OutOfMemory",
+        "ReadTimeout",
+        "StorageError",
+    }
+)
+
+_OFFLINE = "The share holding the file is not connected"
+# What a network share answers when it hiccups (PyAV raises these as av.error.OSError and
+# friends, which are OSErrors too).
+SHARE_ERRNOS: dict[int, tuple[str, str]] = {
+    errno.ETIMEDOUT: (
+        "ShareTimeout",
+        "The storage timed out reading the file (a share or disk that stopped answering)",
+    ),
+    errno.ESTALE: (
+        "StaleHandle",
+        "The share's handle to the file went stale (the share was"
+        " remounted, or the file replaced on the server)",
+    ),
+    **{
+        code: ("ShareOffline", _OFFLINE)
+        for code in (
+            errno.ENOTCONN,
+            errno.ECONNRESET,
+            errno.ECONNABORTED,
+            errno.ECONNREFUSED,
+            errno.EHOSTDOWN,
+            errno.EHOSTUNREACH,
+            errno.ENETDOWN,
+            errno.ENETUNREACH,
+            errno.ENETRESET,
+            errno.ENOLINK,
+            errno.EREMOTEIO,
+            errno.ESHUTDOWN,
+        )
+    },
+}
 
 
 class MediaError(Exception):
@@ -13,6 +65,26 @@ class MediaError(Exception):
     def __init__(self, error_type: str, message: str):
         super().__init__(message)
         self.error_type = error_type
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it was raised from (`raise ... from`), outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__
+
+
+def is_access_error(exc: BaseException) -> bool:
+    """Could not get at the bytes (share, permission, I/O: an OSError from the system, which
+    carries an errno) or had no memory for them: nothing is known about the content, so it must
+    not be judged. Pillow's OSErrors without an errno ("cannot identify image file", "image
+    file is truncated") are about the content."""
+    if isinstance(exc, MemoryError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def _looks_like_text(head: bytes) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import av
 import av.error
 
-from .errors import MediaError, diagnose_unreadable
+from .errors import MediaError, diagnose_unreadable, is_access_error
 from .kinds import kind_for_path
 
 # How many packets to demux for frame timing when the container has no sample index.
@@ -124,7 +124,9 @@ def _rotation(container, stream) -> int:
         container.seek(0, stream=stream)
         for frame in container.decode(stream):
             return round(frame.rotation or 0) % 360
-    except av.error.FFmpegError:
+    except av.error.FFmpegError as exc:
+        if is_access_error(exc):  # the share, not the picture: never guess 0
+            raise
         return 0
     return 0
 
@@ -247,7 +249,9 @@ def _image_exif(path: Path) -> dict[str, str]:
         with Image.open(path) as img:
             exif = img.getexif()
             size = img.size
-    except Exception:
+    except Exception as exc:
+        if is_access_error(exc):
+            raise
         return {}
     tags: dict[str, str] = {"_width": str(size[0]), "_height": str(size[1])}
     base = {ExifTags.TAGS.get(k, str(k)): v for k, v in exif.items()}
@@ -290,6 +294,8 @@ def probe_file(path: str | Path) -> ProbeResult:
     try:
         container = av.open(str(path), metadata_errors="replace")
     except av.error.FFmpegError as exc:
+        if is_access_error(exc):  # EIO, ESTALE, ETIMEDOUT…: says nothing about the content
+            raise
         raise diagnose_unreadable(path, opened=False, cause=exc) from exc
     with container:
         streams = _stream_rows(container)
