@@ -106,7 +106,7 @@ def _cell(value, max_width: int) -> str:
 # -- ingest -------------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .discovery import scan_until_settled
-    from .runner import index_partitions
+    from .runner import index_partitions, reap_orphaned_runs
     from .storage import Store
 
     paths = [Path(p).expanduser().absolute() for p in args.paths]
@@ -116,6 +116,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             return EXIT_CRASH
     _use_instance_home()
     instance = _instance()  # an unreachable instance is said before any work is done
+    for run_id in reap_orphaned_runs(instance):
+        _say(f"run {run_id[:8]} of a `dam` process that was killed is marked failed")
     store = Store(settings.data_dir())
     last = [0.0]
 

@@ -21,6 +21,7 @@ from .jobs import capture_sessions_job, face_clusters_job, hash_large_files, ind
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .resources import DamStorage, MediaDiscovery
 from .rigs import load_rigs
+from .runner import reap_orphaned_runs
 from .runs import range_tags
 from .storage.paths import safe_text
 
@@ -48,6 +49,8 @@ def media_storage_sensor(
 ) -> SensorResult | SkipReason:
     store = storage.store()
     cursor = json.loads(context.cursor) if context.cursor else {}
+    for run_id in reap_orphaned_runs(context.instance):  # a killed `dam ingest` held slots
+        context.log.warning(f"run {run_id} of a `dam` process that died is marked failed")
     outstanding = context.instance.get_runs_count(
         RunsFilter(job_name=index_media_job.name, statuses=OUTSTANDING)
     )

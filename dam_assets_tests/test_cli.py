@@ -161,3 +161,37 @@ def test_unreachable_postgres_instance_is_one_line(tmp_path, env):
         assert run.returncode == 1
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and f"PostgreSQL server 127.0.0.1:{port} is unreachable" in lines[0]
+
+
+def test_a_killed_dam_ingest_does_not_hold_its_run_forever(tmp_path, library, env):
+    """`dam ingest` runs in process: SIGKILLed (or OOM-killed), its run stayed STARTED, holding
+    a run slot and its pool for good. The next `dam ingest` (or sensor tick) marks it failed."""
+    import signal
+    import time
+
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    media = tmp_path / "card"
+    for name in ("h264", "vfr", "rotated", "audio"):
+        copy_settled(library[name], media / library[name].name)
+    child = subprocess.Popen([*DAM, "ingest", str(media)], env=env, stderr=subprocess.DEVNULL)
+    home = Path(env["DAGSTER_HOME"])
+    deadline = time.monotonic() + 120
+    started = []
+    while not started and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.1)
+        if (home / "history").exists():
+            with DagsterInstance.from_config(str(home)) as instance:
+                started = [r for r in instance.get_runs() if r.status == DagsterRunStatus.STARTED]
+    assert started, "no run started"
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(started[0].run_id).status == DagsterRunStatus.STARTED
+    other = tmp_path / "other"
+    copy_settled(library["still"], other / "photo.jpg")
+    run = dam("ingest", str(other), env=env)
+    assert "of a `dam` process that was killed is marked failed" in run.stderr
+    with DagsterInstance.from_config(str(home)) as instance:
+        killed = instance.get_run_by_id(started[0].run_id)
+        assert killed.status == DagsterRunStatus.FAILURE
