@@ -307,3 +307,24 @@ def test_watchdog_waits_for_busy_work_and_gives_up_on_blocked_work(tmp_path):
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
     with pytest.raises(ZeroDivisionError):  # errors come back to the caller
         run_with_limit(lambda: 1 / 0, 5)
+
+
+def test_error_mid_decode_is_not_fewer_frames(tmp_path, monkeypatch):
+    """Thumbnails, CLIP frames and faces decode through media/frames.py, which lets damaged
+    data end a decode quietly; a share error there used to end it quietly too (fewer frames,
+    and the file counted as done)."""
+    from dam_assets.media import frames
+
+    video = mf.make_video(tmp_path / "clip.mp4", seconds=3)
+    assert len(list(frames.keyframes_at(video, [0.0, 1.0, 2.0], max_side=64))) == 3
+
+    def flaky_open(file, *args, **kwargs):
+        handle = BreaksAfterOpen(str(file), "rb")
+        container = REAL_OPEN(handle, *args, **kwargs)
+        handle.opened = True
+        return container
+
+    monkeypatch.setattr(frames.av, "open", flaky_open)
+    with pytest.raises(OSError) as info:
+        list(frames.keyframes_at(video, [0.0, 1.0, 2.0], max_side=64))
+    assert info.value.errno == errno.EIO

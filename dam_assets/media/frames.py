@@ -10,12 +10,21 @@ import av
 import av.error
 from PIL import Image
 
+from .errors import is_access_error
+
 
 @dataclass
 class Frame:
     time: float
     image: Image.Image  # upright (display rotation applied), RGB
     scale: float = 1.0  # source pixels per image pixel (the image may be downscaled)
+
+
+def _raise_if_access(exc: BaseException) -> None:
+    """Damaged data ends a decode quietly (what was decoded stands); a share or disk error
+    does not: it is not the content's fault, so it must reach the caller as itself."""
+    if is_access_error(exc):
+        raise exc
 
 
 def _start_offset(stream) -> float:
@@ -77,13 +86,15 @@ def frames_along(
                 sought = t
                 try:
                     container.seek(int(t / stream.time_base) + start, stream=stream, backward=True)
-                except av.error.FFmpegError:
+                except av.error.FFmpegError as exc:
+                    _raise_if_access(exc)
                     return
                 decoder, prev, position = container.decode(stream), None, None
                 last_key = None  # keyframe spacing is measured within one decoding run
             try:
                 frame = next(decoder, None)
-            except av.error.FFmpegError:
+            except av.error.FFmpegError as exc:
+                _raise_if_access(exc)
                 frame = None  # damaged tail: what was decoded so far stands
             if frame is None:
                 if prev is not None:
@@ -121,7 +132,8 @@ def keyframes_at(
             try:
                 container.seek(target, stream=stream, backward=True)
                 frame = next(container.decode(stream), None)
-            except (av.error.FFmpegError, StopIteration):
+            except (av.error.FFmpegError, StopIteration) as exc:
+                _raise_if_access(exc)
                 continue
             if frame is None or frame.pts is None or frame.pts in seen:
                 continue
@@ -145,7 +157,8 @@ def first_frame(path: str | Path, max_side: int | None = None) -> Frame | None:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
                 return _picture(frame, 0.0, max_side)
-    except av.error.FFmpegError:
+    except av.error.FFmpegError as exc:
+        _raise_if_access(exc)
         return None
     return None
 
@@ -180,7 +193,8 @@ def frames_at(
                     if frame.pts > target and chosen is not None:
                         break  # the previous frame is the one on screen at t
                     chosen = frame
-            except av.error.FFmpegError:
+            except av.error.FFmpegError as exc:
+                _raise_if_access(exc)
                 continue
             if chosen is not None:
                 found[t] = Frame(float(chosen.time or 0.0) - offset, _scaled(chosen, max_side))

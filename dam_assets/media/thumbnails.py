@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .errors import MediaError
+from .errors import MediaError, is_access_error
 from .frames import Frame, first_frame, keyframes_at
 from .output import save_jpeg, write_text
 from .quality import frame_quality
@@ -179,7 +179,9 @@ def image_thumbnails(path: str | Path, out_dir: Path) -> ThumbnailSet:
             f" {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels to protect memory; a panorama or"
             " scan this size needs a smaller copy beside it to be indexed.",
         ) from exc
-    except Exception:
+    except Exception as exc:  # formats Pillow lacks; a share error is not one of those
+        if is_access_error(exc):
+            raise
         frame = first_frame(path, max_side=POSTER_SIZES["large"])
         if frame is None:
             return ThumbnailSet()
