@@ -3,9 +3,10 @@
 DuckDB refuses to open a file for writing while any other process holds it, and the DuckDB CLI
 and DBeaver open files read-write by default, which then makes even read-only opens fail. So
 the pipeline never opens `catalog.duckdb`: `Store.sql` creates the same views (`view_sql`, one
-source of truth) in an in-memory database for each query, only for the tables it names. The
-file is rebuilt as a new file renamed over the old one, which works while someone holds it;
-they keep the old views until they reconnect, and the views read Parquet, so new rows show up.
+source of truth) in an in-memory database, as temporary views of each query's own connection
+and only for the tables it names. The file is rebuilt as a new file renamed over the old one,
+which works while someone holds it; they keep the old views until they reconnect, and the
+views read Parquet, so new rows show up.
 
 Each view takes one listing of its table's files, picks each partition's current file from it
 (the rule in lake.py) and keeps only rows read from those files. For `Store.sql` the listing
@@ -16,9 +17,11 @@ newer than the query's start, since DuckDB expands globs lazily, partly at execu
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -74,6 +77,7 @@ def view_sql(
     spec: TableSpec,
     listing: str | None = None,
     files: Callable[[Sequence[str]], str] = _files,
+    schema: str | None = None,
 ) -> str:
     """The view of one table. Its files come from `listing` (a relation with lake.listing's
     columns) or else from globbing, keeping files no newer than the query; `files` renders
@@ -122,7 +126,8 @@ def view_sql(
             f"\nJOIN {_scan('s', src.segments, files)} ON s.{FILE_COLUMN} = w.file"
             "\nANTI JOIN unit k ON s.checksum = k.key"
         )
-    return f"CREATE OR REPLACE VIEW {spec.name} AS\n{body}"
+    name = f"{schema}.{spec.name}" if schema else spec.name
+    return f"CREATE OR REPLACE VIEW {name} AS\n{body}"
 
 
 def _signature(lake: Lake) -> dict:
@@ -169,22 +174,59 @@ def ensure_catalog(path: Path, lake: Lake, force: bool = False) -> bool:
 
 
 def tables_in(query: str) -> list[TableSpec]:
-    """The tables a query names (all of them when it lists what the database holds)."""
-    if _INTROSPECTION.search(query):
-        return list(TABLES.values())
+    """The tables a query names."""
     words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)}
     return [spec for name, spec in TABLES.items() if name in words]
 
 
+_databases: dict[int, duckdb.DuckDBPyConnection] = {}  # per process: making one costs ~40 ms
+_views: dict[tuple[int, str, str], str] = {}  # (process, schema, table) -> its view's SQL
+_lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # the parent's may have been held when it forked
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def session(lake: Lake, query: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory database with the views `query` needs: no file, so nobody can lock it.
-    The views read the files listed here, now: the query sees the lake as of this call."""
-    con = duckdb.connect()
+    """A connection to this process's in-memory database, ready for `query`: no file, so
+    nobody can lock it. Each lake's views live in a schema of their own, made once per
+    process (making a view binds it, which lists and opens its files); they read the file
+    listings this connection registers now, so the query sees the lake as of this call."""
+    pid = os.getpid()
+    schema = "dam_" + hashlib.sha1(str(lake.root).encode()).hexdigest()[:12]
+    named = tables_in(query)
+    with _lock:
+        if pid not in _databases:  # no file cache: a long-lived process would keep all it read
+            _databases[pid] = duckdb.connect(config={"enable_external_file_cache": False})
+        database = _databases[pid]
+        # A query that lists what the database holds sees every view (and no listing).
+        wanted = list(TABLES.values()) if _INTROSPECTION.search(query) else named
+        stale = [
+            (spec, view_sql(lake, spec, listing=f"_dam_listing_{spec.name}", schema=schema))
+            for spec in wanted
+        ]
+        stale = [(spec, sql) for spec, sql in stale if _views.get((pid, schema, spec.name)) != sql]
+        if stale or (pid, schema, "") not in _views:
+            maker = database.cursor()
+            try:
+                maker.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                _views[(pid, schema, "")] = ""
+                for spec, sql in stale:  # new, or the table's sources changed
+                    maker.register(f"_dam_listing_{spec.name}", lake.listing(spec.name))
+                    maker.execute(sql)
+                    _views[(pid, schema, spec.name)] = sql
+            finally:
+                maker.close()
+        con = database.cursor()
     try:
-        for spec in tables_in(query):
-            name = f"_dam_listing_{spec.name}"
-            con.register(name, lake.listing(spec.name))
-            con.execute(view_sql(lake, spec, listing=name))
+        for spec in named:
+            con.register(f"_dam_listing_{spec.name}", lake.listing(spec.name))
+        con.execute(f"SET search_path = '{schema}'")
     except BaseException:
         con.close()
         raise
