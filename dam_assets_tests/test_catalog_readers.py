@@ -208,7 +208,7 @@ def _between(con: duckdb.DuckDBPyConnection, action) -> list:
     return armed
 
 
-def _hooked_files(globs) -> str:
+def _hooked_files(table: str, kind: str, globs) -> str:
     return "[" + ", ".join(f"dam_between('{g}')" for g in globs) + "]"
 
 

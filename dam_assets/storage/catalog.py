@@ -2,22 +2,21 @@
 
 DuckDB refuses to open a file for writing while any other process holds it, and the DuckDB CLI
 and DBeaver open files read-write by default, which then makes even read-only opens fail. So
-the pipeline never opens `catalog.duckdb`: `Store.sql` creates the same views (`view_sql`, one
-source of truth) in an in-memory database, as temporary views of each query's own connection
-and only for the tables it names. The file is rebuilt as a new file renamed over the old one,
-which works while someone holds it; they keep the old views until they reconnect, and the
-views read Parquet, so new rows show up.
+the pipeline never opens `catalog.duckdb`: `Store.sql` runs the same views (`view_sql`, one
+source of truth) in an in-memory database (`session`). The file is rebuilt as a new file
+renamed over the old one, which works while someone holds it; they keep the old views until
+they reconnect, and the views read Parquet, so new rows show up.
 
 Each view takes one listing of its table's files, picks each partition's current file from it
-(the rule in lake.py) and keeps only rows read from those files. For `Store.sql` the listing
-is taken in Python before the query (lake.listing); in the file it is a glob that ignores files
-newer than the query's start, since DuckDB expands globs lazily, partly at execution.
+(the rule in lake.py) and keeps only rows read from those files. In the file the listing is a
+glob that ignores files newer than the query's start (DuckDB expands globs lazily, partly at
+execution, so two globs in one query see different moments). For `Store.sql` it is taken in
+Python just before the query (lake.listing) and the scans read only the files it picked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,11 @@ from .schemas import TABLES, TableSpec
 
 CATALOG_VERSION = 2
 FILE_COLUMN = "_dam_file"  # the column read_parquet adds with each row's file; no table has it
+_KINDS = {
+    ("snapshot", False): ("snapshot",),
+    ("units", False): ("unit",),
+    ("units", True): ("unit", "segment"),
+}
 _INTROSPECTION = re.compile(r"\b(show|duckdb_\w+|information_schema|pragma_\w+)\b", re.I)
 
 
@@ -40,8 +44,16 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _files(globs: Sequence[str]) -> str:
+def _globs(table: str, kind: str, globs: Sequence[str]) -> str:
     return "[" + ", ".join(_sql_str(g) for g in globs) + "]"
+
+
+def _listed(table: str, kind: str, globs: Sequence[str]) -> str:
+    return f"getvariable('{_variable(table, kind)}')"
+
+
+def _variable(table: str, kind: str) -> str:
+    return f"_dam_{table}_{kind}_files"
 
 
 def _listing(sources: Sequence[Source], kind: str) -> list[str]:
@@ -65,23 +77,27 @@ def _listing(sources: Sequence[Source], kind: str) -> list[str]:
     return selects
 
 
-def _scan(alias: str, sources: Sequence[Source], files: Callable[[Sequence[str]], str]) -> str:
-    globs = files([s.glob for s in sources])
-    return (
-        f"read_parquet({globs}, filename = {_sql_str(FILE_COLUMN)}, union_by_name = true) {alias}"
-    )
+Files = Callable[[str, str, Sequence[str]], str]  # (table, kind, globs) -> read_parquet's list
+
+
+def _scan(spec: TableSpec, kind: str, sources: Sequence[Source], files: Files) -> str:
+    """The rows of `kind` files (aliased by the kind's initial), each with its file's path."""
+    found = files(spec.name, kind, [s.glob for s in sources])
+    options = f"filename = {_sql_str(FILE_COLUMN)}, union_by_name = true"
+    return f"read_parquet({found}, {options}) {kind[0]}"
 
 
 def view_sql(
     lake: Lake,
     spec: TableSpec,
     listing: str | None = None,
-    files: Callable[[Sequence[str]], str] = _files,
-    schema: str | None = None,
+    files: Files | None = None,
 ) -> str:
-    """The view of one table. Its files come from `listing` (a relation with lake.listing's
-    columns) or else from globbing, keeping files no newer than the query; `files` renders
-    the globs the data scans read."""
+    """The view of one table. It picks from `listing` (a relation with lake.listing's
+    columns) and reads the files in the connection's `_dam_<table>_<kind>_files` variables,
+    or else globs, ignoring files newer than the query. `files` renders what the data scans
+    read instead (a list of globs, say)."""
+    files = files or (_globs if listing is None else _listed)
     src = lake.sources(spec.name)
     columns = lambda alias: ", ".join(f'{alias}."{c}"' for c in spec.schema.names)  # noqa: E731
     if listing is not None:
@@ -100,14 +116,15 @@ def view_sql(
     if spec.layout == "snapshot":
         body = (
             f"{head},\nnewest AS (SELECT arg_max(file, gen) AS file FROM listing)\n"
-            f"SELECT {columns('t')} FROM newest w"
-            f"\nJOIN {_scan('t', src.snapshots, files)} ON t.{FILE_COLUMN} = w.file"
+            f"SELECT {columns('s')} FROM newest w"
+            f"\nJOIN {_scan(spec, 'snapshot', src.snapshots, files)}"
+            f" ON s.{FILE_COLUMN} = w.file"
         )
     elif not spec.compactable:
         body = (
             f"{head},\nunit AS (SELECT key, arg_max(file, gen) AS file FROM listing GROUP BY key)\n"
             f"SELECT {columns('u')} FROM unit w"
-            f"\nJOIN {_scan('u', src.units, files)} ON u.{FILE_COLUMN} = w.file"
+            f"\nJOIN {_scan(spec, 'unit', src.units, files)} ON u.{FILE_COLUMN} = w.file"
         )
     else:  # a unit is current when newer than its shard's newest segment (lake.py)
         body = (
@@ -121,13 +138,12 @@ def view_sql(
             "  ) n LEFT JOIN segment s ON s.shard = n.shard\n"
             "  WHERE s.gen IS NULL OR n.gen > s.gen\n)\n"
             f"SELECT {columns('u')} FROM unit w"
-            f"\nJOIN {_scan('u', src.units, files)} ON u.{FILE_COLUMN} = w.file"
+            f"\nJOIN {_scan(spec, 'unit', src.units, files)} ON u.{FILE_COLUMN} = w.file"
             f"\nUNION ALL\nSELECT {columns('s')} FROM segment w"
-            f"\nJOIN {_scan('s', src.segments, files)} ON s.{FILE_COLUMN} = w.file"
+            f"\nJOIN {_scan(spec, 'segment', src.segments, files)} ON s.{FILE_COLUMN} = w.file"
             "\nANTI JOIN unit k ON s.checksum = k.key"
         )
-    name = f"{schema}.{spec.name}" if schema else spec.name
-    return f"CREATE OR REPLACE VIEW {name} AS\n{body}"
+    return f"CREATE OR REPLACE VIEW {spec.name} AS\n{body}"
 
 
 def _signature(lake: Lake) -> dict:
@@ -180,7 +196,7 @@ def tables_in(query: str) -> list[TableSpec]:
 
 
 _databases: dict[int, duckdb.DuckDBPyConnection] = {}  # per process: making one costs ~40 ms
-_views: dict[tuple[int, str, str], str] = {}  # (process, schema, table) -> its view's SQL
+_views: set[tuple[int, str]] = set()  # (process, table) whose view it holds
 _lock = threading.Lock()
 
 
@@ -192,41 +208,47 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def _listing_name(spec: TableSpec) -> str:
+    return f"_dam_listing_{spec.name}"
+
+
+def _hand_over(con: duckdb.DuckDBPyConnection, lake: Lake, spec: TableSpec) -> None:
+    """Give this connection the table's current files: the listing its view picks from and
+    the file lists its scans read (so DuckDB opens no file the query does not need)."""
+    listing = _listing_name(spec)
+    con.register(listing, lake.listing(spec.name))
+    for kind in _KINDS[spec.layout, spec.compactable]:
+        con.execute(
+            f"SET VARIABLE {_variable(spec.name, kind)} ="
+            f" (SELECT list(file) FROM {listing} WHERE kind = '{kind}')"
+        )
+
+
 def session(lake: Lake, query: str) -> duckdb.DuckDBPyConnection:
     """A connection to this process's in-memory database, ready for `query`: no file, so
-    nobody can lock it. Each lake's views live in a schema of their own, made once per
-    process (making a view binds it, which lists and opens its files); they read the file
-    listings this connection registers now, so the query sees the lake as of this call."""
-    pid = os.getpid()
-    schema = "dam_" + hashlib.sha1(str(lake.root).encode()).hexdigest()[:12]
-    named = tables_in(query)
+    nobody can lock it. The views, made once per process (making one binds it, which reads
+    its files), hold no path: each connection hands them the current files of the tables
+    its query names, listed now, so the query sees the lake as of this call."""
+    pid, named = os.getpid(), tables_in(query)
+    # A query that lists what the database holds sees every view (and no listing).
+    wanted = list(TABLES.values()) if _INTROSPECTION.search(query) else named
     with _lock:
         if pid not in _databases:  # no file cache: a long-lived process would keep all it read
             _databases[pid] = duckdb.connect(config={"enable_external_file_cache": False})
-        database = _databases[pid]
-        # A query that lists what the database holds sees every view (and no listing).
-        wanted = list(TABLES.values()) if _INTROSPECTION.search(query) else named
-        stale = [
-            (spec, view_sql(lake, spec, listing=f"_dam_listing_{spec.name}", schema=schema))
-            for spec in wanted
-        ]
-        stale = [(spec, sql) for spec, sql in stale if _views.get((pid, schema, spec.name)) != sql]
-        if stale or (pid, schema, "") not in _views:
-            maker = database.cursor()
+        missing = [spec for spec in wanted if (pid, spec.name) not in _views]
+        if missing:
+            maker = _databases[pid].cursor()
             try:
-                maker.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                _views[(pid, schema, "")] = ""
-                for spec, sql in stale:  # new, or the table's sources changed
-                    maker.register(f"_dam_listing_{spec.name}", lake.listing(spec.name))
-                    maker.execute(sql)
-                    _views[(pid, schema, spec.name)] = sql
+                for spec in missing:
+                    _hand_over(maker, lake, spec)
+                    maker.execute(view_sql(lake, spec, listing=_listing_name(spec)))
+                    _views.add((pid, spec.name))
             finally:
                 maker.close()
-        con = database.cursor()
+        con = _databases[pid].cursor()
     try:
         for spec in named:
-            con.register(f"_dam_listing_{spec.name}", lake.listing(spec.name))
-        con.execute(f"SET search_path = '{schema}'")
+            _hand_over(con, lake, spec)
     except BaseException:
         con.close()
         raise

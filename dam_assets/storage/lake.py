@@ -258,18 +258,27 @@ class Lake:
         return sorted(k for k in listing.units if k != ANCHOR and listing.current_unit(k))
 
     def listing(self, table: str) -> pa.Table:
-        """The table's files as its view lists them (file, kind, shard, key, gen): what
-        `Store.sql` hands its views instead of letting DuckDB glob (see catalog.py)."""
-        rows: list[tuple] = []
-        if TABLES[table].layout == "snapshot":
-            rows = [(v.path, "snapshot", None, None, v.gen) for v in self._snapshots(table)]
+        """The table's current files and its anchors (file, kind, shard, key, gen): what
+        `Store.sql` hands its views to pick from and read, instead of a glob (catalog.py)."""
+        spec, base = TABLES[table], self._dir(table)
+        if spec.layout == "snapshot":
+            versions = self._snapshots(table)
+            picked = [v for v in versions if not v.gen] + versions[-1:]
+            rows = [(v.path, "snapshot", None, None, v.gen) for v in dict.fromkeys(picked)]
         else:
             found = self._scan(table)
+            rows = [(str(base / "units" / "_" / f"{ANCHOR}.parquet"), "unit", "_", ANCHOR, "")]
             for key, versions in found.units.items():
-                rows += [(v.path, "unit", _parent(v.path), key, v.gen) for v in versions]
-            if TABLES[table].compactable:
+                unit = found.current_unit(key) if spec.compactable else versions[-1]
+                if unit is not None and key != ANCHOR:
+                    rows.append((unit.path, "unit", _parent(unit.path), key, unit.gen))
+            if spec.compactable:
+                rows.append(
+                    (str(base / "segments" / f"{ANCHOR}.parquet"), "segment", ANCHOR, None, "")
+                )
                 for shard, versions in found.segments.items():
-                    rows += [(v.path, "segment", shard, None, v.gen) for v in versions]
+                    if shard != ANCHOR:
+                        rows.append((versions[-1].path, "segment", shard, None, versions[-1].gen))
         names = ["file", "kind", "shard", "key", "gen"]
         return pa.table(
             {n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)}
