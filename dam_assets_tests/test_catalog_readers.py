@@ -335,3 +335,26 @@ def test_a_lake_in_the_old_layout_is_read_then_merged_and_purged(store):
     assert not (store.lake.table_dir("media_files") / "snapshot.parquet").exists()
     assert store.refresh_catalog() is True  # its view no longer reads the old file
     assert store.sql("SELECT count(*) AS n FROM media_files").to_pylist() == [{"n": 0}]
+
+
+def test_writes_work_where_files_cannot_be_hard_linked(store, monkeypatch):
+    """Some file systems refuse hard links (EPERM; injected here, none is mounted): a write
+    then renames the staged file to its new name, which is still never an existing file."""
+    import errno
+
+    from dam_assets.storage import lake as lake_module
+
+    refused = []
+
+    def no_links(src, dst):
+        refused.append(dst)
+        raise OSError(errno.EPERM, "Operation not permitted", str(dst))
+
+    monkeypatch.setattr(lake_module.os, "link", no_links)
+    for v in range(2):
+        store.lake.write_unit("thumbnails", KEYS[0], _version(KEYS[0], v))
+    store.lake.compact("thumbnails")
+    store.lake.write_unit("thumbnails", KEYS[1], _version(KEYS[1], 0))
+    assert _labels(store.sql(QUERY).to_pylist()) == {KEYS[0]: "1:2", KEYS[1]: "0:2"}
+    assert [p for p in store.data_dir.rglob("*") if p.name.endswith(".tmp")] == []
+    assert len(refused) == 4  # three units and a segment, all renamed into place instead

@@ -41,6 +41,7 @@ next compaction and then purged; their empty anchors stay so the old globs still
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob as globbing
 import os
@@ -63,6 +64,7 @@ GEN_WIDTH = 20
 LEGACY_SEGMENT_GEN = "0" * GEN_WIDTH  # files from before generations: older than any new one,
 LEGACY_UNIT_GEN = "0" * (GEN_WIDTH - 1) + "1"  # and a unit still beats its segment
 DEFAULT_GRACE_S = 600.0
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def shard_of(key: str) -> str:
@@ -584,6 +586,11 @@ def _link_new(staged: Path, path_for: Callable[[str], Path], floor: Version | No
             return target
         except FileExistsError:
             floor = Version(gen, target)
+        except OSError as exc:  # a file system without hard links: rename to the free name
+            if exc.errno not in _NO_LINKS or target.exists():
+                raise
+            os.rename(staged, target)
+            return target
 
 
 def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
