@@ -65,7 +65,7 @@ def test_sigkill_mid_run_then_rerun_matches_clean_run(tmp_path, library):
     clean_env, killed_env = env_for("clean"), env_for("killed")
     assert _ingest(clean_env, media).returncode == 0
     process = _ingest(killed_env, media, wait=False)
-    units = tmp_path / "killed" / "lake" / "thumbnails" / "units"
+    units = tmp_path / "killed" / "lake" / "thumbnails" / "v2" / "units"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(units.glob("*/[0-9a-f]*.parquet"))) < 2:
         time.sleep(0.05)

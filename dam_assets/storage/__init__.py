@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .catalog import connect, ensure_catalog
+from .catalog import ensure_catalog, session
 from .lake import Lake
 from .locations import Locations
 from .people import PeopleStore
@@ -84,16 +84,25 @@ class Store:
 
     # -- catalog -----------------------------------------------------------------------------
     def refresh_catalog(self, force: bool = False) -> bool:
-        return ensure_catalog(self.catalog_path, self.lake, force=force)
+        """Rebuild `catalog.duckdb` if its tables or sources changed (True when it did), and
+        delete the lake files whose grace period ran out (Lake.purge_due)."""
+        rebuilt = ensure_catalog(self.catalog_path, self.lake, force=force)
+        self.lake.purge_due()
+        return rebuilt
 
     def sql(self, query: str, params: list | None = None) -> pa.Table:
-        """Run a query on the catalog (read-only) and return Arrow."""
+        """Run a query on the catalog's views and return Arrow.
+
+        The views live in an in-memory database made for this query (catalog.session), never
+        in `catalog.duckdb`, which a person's SQL tool may hold; the lake's readers lock keeps
+        `purge` from deleting a file the query listed."""
         self.refresh_catalog()
-        con = connect(self.catalog_path)
-        try:
-            return con.sql(query, params=params or None).to_arrow_table()
-        finally:
-            con.close()
+        with self.lake.reading():
+            con = session(self.lake, query)
+            try:
+                return con.sql(query, params=params or None).to_arrow_table()
+            finally:
+                con.close()
 
     # -- errors ------------------------------------------------------------------------------
     def record_stage_error(
