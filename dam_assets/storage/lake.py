@@ -254,6 +254,16 @@ class Lake:
             return spec.schema.empty_table()
         return pa.concat_tables(parts)
 
+    def read_snapshot(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        """The current rows of a whole-table table (its newest snapshot)."""
+        spec = TABLES[table]
+        with self.reading():
+            versions = self._snapshots(table)
+            if not versions:
+                return spec.schema.empty_table().select(columns or spec.schema.names)
+            data = _conform(pq.read_table(versions[-1].path), spec.schema)
+        return data.select(columns) if columns else data
+
     def unit_keys(self, table: str) -> list[str]:
         """Partitions whose current rows are in a unit file (not yet compacted)."""
         listing = self._scan(table)

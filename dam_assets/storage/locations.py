@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .lake import Lake
 
@@ -28,10 +27,9 @@ class Locations:
 
     def __init__(self, lake: Lake, checksums: Iterable[str]):
         wanted = pa.array(sorted(set(checksums)), pa.string())
-        path = lake.snapshot_path("file_versions")
         self._by_checksum: dict[str, list[dict]] = {}
-        if len(wanted) and path.exists():
-            table = pq.read_table(path, columns=_COLUMNS)
+        if len(wanted):
+            table = lake.read_snapshot("file_versions", _COLUMNS)
             rows = table.filter(pc.is_in(table["checksum"], value_set=wanted)).to_pylist()
             for row in sorted(rows, key=lambda r: r["last_seen"], reverse=True):
                 if row["path_bytes"]:  # the real name of a name that is not UTF-8
