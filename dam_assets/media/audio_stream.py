@@ -47,6 +47,7 @@ def decode_blocks(
 ) -> Iterator[Block]:
     """Blocks of about `block_s` of mono audio at `rate`, in order, from the start or from the
     last seek point at or before `from_s` (media time; the first block says where it landed).
+    Decoded frames are resampled a block at a time (through a FIFO), not one by one.
 
     `whisper_samples`: 16-bit resampling scaled by 1/32768, as faster-whisper decodes, so a
     file transcribes exactly as through `faster_whisper.decode_audio`. `skip_invalid` drops
@@ -57,7 +58,6 @@ def decode_blocks(
     the track shifted by a fraction of a sample.
     """
     fmt = "s16" if whisper_samples else "flt"
-    block = max(1, int(block_s * rate))
     with av.open(str(path), metadata_errors="ignore") as container:
         if len(container.streams.audio) <= stream_index:
             raise NoAudio(f"{path}: no audio stream {stream_index}")
@@ -67,8 +67,8 @@ def decode_blocks(
             target = int((from_s + zero) / stream.time_base)
             container.seek(target, stream=stream, backward=True, any_frame=False)
         resampler = av.AudioResampler(format=fmt, layout="mono", rate=rate)
-        pending: list[np.ndarray] = []
-        held = emitted = fed = source = 0
+        fifo = av.AudioFifo()  # frames go to the resampler a block at a time: far fewer calls
+        emitted = fed = source = group = 0
         start, jitter = 0.0, 0.0
         for frame in _frames(container.decode(stream), skip_invalid):
             time_s = None if frame.time is None else float(frame.time) - zero
@@ -78,20 +78,25 @@ def decode_blocks(
                     if frame is None:
                         continue
                 start, source = time_s or 0.0, frame.sample_rate
+                group = max(1, int(block_s * source))
             elif time_s is not None:
                 jitter = max(jitter, abs(time_s - start - fed / source))
             fed += frame.samples
-            for out in resampler.resample(frame):
-                pending.append(out.to_ndarray().reshape(-1))
-                held += pending[-1].size
-            if held >= block:
-                samples = _join(pending, whisper_samples)
-                yield Block(start + emitted / rate, samples, jitter, source)
-                emitted += held
-                pending, held = [], 0
-        pending += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-        if sum(p.size for p in pending):
-            yield Block(start + emitted / rate, _join(pending, whisper_samples), jitter, source)
+            frame.pts = None  # times are kept above; the FIFO would check their continuity
+            fifo.write(frame)
+            if fifo.samples >= group:
+                samples = _join(_resample(resampler, fifo.read()), whisper_samples)
+                if len(samples):
+                    yield Block(start + emitted / rate, samples, jitter, source)
+                    emitted += len(samples)
+        last = _resample(resampler, fifo.read()) if fifo.samples else []
+        last += _resample(resampler, None)  # the resampler's flush
+        if sum(chunk.size for chunk in last):
+            yield Block(start + emitted / rate, _join(last, whisper_samples), jitter, source)
+
+
+def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> list[np.ndarray]:
+    return [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
 
 
 def _frames(frames: Iterator[av.AudioFrame], skip_invalid: bool) -> Iterator[av.AudioFrame]:
@@ -129,6 +134,8 @@ def _on_grid(
 
 
 def _join(chunks: list[np.ndarray], whisper_samples: bool) -> np.ndarray:
+    if not chunks:
+        return np.zeros(0, np.float32)
     samples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
     if whisper_samples:
         return samples.astype(np.float32) / 32768.0
