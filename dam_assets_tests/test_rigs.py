@@ -13,6 +13,7 @@ import pytest
 
 from dam_assets import samples as mf
 from dam_assets.discovery import scan
+from dam_assets.media import sessions
 from dam_assets.media.audio_sync import RATE, measure, scan_track
 from dam_assets.media.capture import capture_start, filename_time, gopro_chapter
 from dam_assets.media.timecode import from_frames, parse_timecode, to_frames, to_seconds
@@ -201,6 +202,44 @@ def test_long_tracks_keep_no_samples_and_sync_the_same(rig_take, tmp_path):
         if truth is not None:  # the remux drops the MP4 edit list, and with it AAC priming
             assert windows.offset_s == pytest.approx(truth, abs=0.005), k
     assert measure(lean["A"], lean["X"]).confidence < 0.3
+
+
+def test_session_past_its_sample_budget_syncs_the_same(rig_take, monkeypatch):
+    _, clips, _ = rig_take
+    start = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    segments = [
+        {
+            "checksum": camera,
+            "path": str(clips[camera]),
+            "rig": "stage-a",
+            "camera": camera,
+            "role": "hero" if camera == "A" else "witness",
+            "duration_s": seconds,
+            "capture_start": start,
+            "start_source": "creation_time",
+            "fps": 25.0,
+            "timecode": None,
+            "has_audio": True,
+        }
+        for camera, seconds in (("A", 75), ("B", 25), ("C", 65), ("X", 20))
+    ]
+    held: list = []
+
+    def load(path: str):
+        held.append(scan_track(path))
+        return held[-1]
+
+    _, kept = sessions.sync_session(segments, load)
+    assert all(t.samples is not None for t in held)
+    held.clear()
+    monkeypatch.setattr(sessions, "KEEP_BYTES", 2_500_000)  # room for A's 75 s, not one more
+    _, lean = sessions.sync_session(segments, load)
+    assert [t.samples is None for t in held] == [False, True, True, True]
+    for a, b in zip(kept, lean, strict=True):
+        assert (a.checksum, a.method) == (b.checksum, b.method), (a, b)
+        if a.method == "audio":
+            assert b.offset_s == pytest.approx(a.offset_s, abs=5e-5), a.checksum
+    assert {r.checksum: r.method for r in lean}["B"] == "audio"
 
 
 def test_rig_sessions_sync_and_exports(rig_take, instance, store, tmp_path, monkeypatch):
