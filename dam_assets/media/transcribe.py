@@ -9,8 +9,6 @@ fallback for named models.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import hashlib
 import json
 import os
@@ -233,7 +231,6 @@ def transcribe(
             # the first window with speech names the language; later windows are told it
             language = info.language
             result.language, result.language_probability = language, info.language_probability
-        _trim_heap()
     result.duration_s = total / SAMPLE_RATE
     if first_info is not None and result.language is None:
         result.language = first_info.language
@@ -246,24 +243,6 @@ def transcribe(
         result.status = "no_speech"
     result.seconds = time.perf_counter() - started
     return result
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return None
-    return libc if hasattr(libc, "malloc_trim") else None
-
-
-def _trim_heap() -> None:
-    """Hand the heap pages freed by a window back to the OS. glibc keeps them, and windows of
-    varying sizes fragment the heap: resident memory crept from +110 MB to +220 MB over the
-    270 windows of 8 hours without this (measured; with it, it stays flat)."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 def _add_segment(
