@@ -47,7 +47,7 @@ class Track:
     stream_index: int
     start_s: float  # media time of the first sample (relative to the container's zero)
     length: int  # samples at RATE
-    envelope: np.ndarray  # `onset_envelope` of the whole track
+    envelope: np.ndarray  # onset envelope of the whole track (`_onset`), 10 ms hop
     samples: np.ndarray | None = None  # mono float32 at RATE, kept up to KEEP_S only
     exact_times: bool = True  # frame timestamps agree with sample counts: seeks land true
     _reader: _Forward | None = field(default=None, repr=False, compare=False)
@@ -175,18 +175,14 @@ def _log_energy(samples: np.ndarray, hop: int) -> np.ndarray:
 
 
 def _onset(log_energy: np.ndarray) -> np.ndarray:
+    """The onset envelope: positive change of log energy per hop, so claps, consonants and
+    hits stand out and level and microphone colour do not; zero mean, unit norm."""
     if len(log_energy) < 2:
         return np.zeros(max(len(log_energy), 1), np.float32)
     onset = np.maximum(np.diff(log_energy, prepend=log_energy[0]), 0.0)
     onset -= onset.mean()
     norm = np.linalg.norm(onset)
     return (onset / norm if norm else onset).astype(np.float32)
-
-
-def onset_envelope(samples: np.ndarray, hop: int = int(RATE * HOP_S)) -> np.ndarray:
-    """Positive change of log energy per hop: claps, consonants and hits stand out; level and
-    microphone colour do not."""
-    return _onset(_log_energy(samples, hop))
 
 
 def cross_correlation(
