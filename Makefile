@@ -46,6 +46,7 @@ bench: install  ## benchmarks, as ratios against baselines measured in the same 
 	$(BIN)/python -m dam_assets_tests.benchmarks.scenes_transcripts
 	$(BIN)/python -m dam_assets_tests.benchmarks.clip_search
 	$(BIN)/python -m dam_assets_tests.benchmarks.rig_sync
+	$(BIN)/python -m dam_assets_tests.benchmarks.long_audio
 	$(BIN)/python -m dam_assets_tests.benchmarks.faces
 	$(BIN)/python -m dam_assets_tests.benchmarks.scale
 

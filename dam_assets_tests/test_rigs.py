@@ -7,10 +7,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from dam_assets import samples as mf
 from dam_assets.discovery import scan
+from dam_assets.media import sessions
+from dam_assets.media.audio_sync import RATE, measure, scan_track
 from dam_assets.media.capture import capture_start, filename_time, gopro_chapter
 from dam_assets.media.timecode import from_frames, parse_timecode, to_frames, to_seconds
 from dam_assets.rigs import load_rigs
@@ -157,6 +161,85 @@ def rig_take(tmp_path_factory):
     for path in [*clips.values(), *gopro]:
         mf.age(path)
     return root, clips, gopro
+
+
+def _remux(src: Path, dst: Path) -> Path:
+    """The same audio packets in another container (stream copy, no re-encode)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.audio[0])
+        for packet in inp.demux(inp.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+def test_long_tracks_keep_no_samples_and_sync_the_same(rig_take, tmp_path):
+    """Tracks longer than `keep_s` hold only their onset envelope: fine windows are decoded
+    again after a seek, or in one pass from the start where the timestamps cannot place a seek
+    to the sample (Matroska's milliseconds), and sync exactly as kept samples do."""
+    _, clips, _ = rig_take
+    clips = {**clips, "B_mkv": _remux(clips["B"], tmp_path / "B001.mkv")}
+    kept = {k: scan_track(clips[k]) for k in ("A", "B", "C", "X", "B_mkv")}
+    lean = {k: scan_track(clips[k], keep_s=0) for k in kept}
+    for k in kept:
+        assert kept[k].samples is not None and lean[k].samples is None, k
+        assert lean[k].length == kept[k].length and lean[k].start_s == kept[k].start_s, k
+        assert np.array_equal(lean[k].envelope, kept[k].envelope), k
+    assert lean["B"].exact_times and not lean["B_mkv"].exact_times
+    window = 4 * RATE
+    for k in ("B", "B_mkv"):  # a window holds the samples a decode from the start gives there
+        for first in (3 * RATE + 5, 11 * RATE, 2 * RATE):  # the last one goes back
+            got = lean[k].window(first, window)
+            assert len(got) == window, (k, first)
+            assert np.abs(got - kept[k].samples[first : first + window]).max() < 0.01, (k, first)
+        lean[k].close()
+    for k, truth in (("B", 1.234), ("B_mkv", None), ("C", 3.5)):
+        whole, windows = measure(kept["A"], kept[k]), measure(lean["A"], lean[k])
+        assert len(windows.windows) == len(whole.windows) >= 3, k
+        assert windows.offset_s == pytest.approx(whole.offset_s, abs=5e-5), k
+        assert windows.drift_ppm == pytest.approx(whole.drift_ppm, abs=1.0), k
+        if truth is not None:  # the remux drops the MP4 edit list, and with it AAC priming
+            assert windows.offset_s == pytest.approx(truth, abs=0.005), k
+    assert measure(lean["A"], lean["X"]).confidence < 0.3
+
+
+def test_session_past_its_sample_budget_syncs_the_same(rig_take, monkeypatch):
+    _, clips, _ = rig_take
+    start = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    segments = [
+        {
+            "checksum": camera,
+            "path": str(clips[camera]),
+            "rig": "stage-a",
+            "camera": camera,
+            "role": "hero" if camera == "A" else "witness",
+            "duration_s": seconds,
+            "capture_start": start,
+            "start_source": "creation_time",
+            "fps": 25.0,
+            "timecode": None,
+            "has_audio": True,
+        }
+        for camera, seconds in (("A", 75), ("B", 25), ("C", 65), ("X", 20))
+    ]
+    held: list = []
+
+    def load(path: str):
+        held.append(scan_track(path))
+        return held[-1]
+
+    _, kept = sessions.sync_session(segments, load)
+    assert all(t.samples is not None for t in held)
+    held.clear()
+    monkeypatch.setattr(sessions, "KEEP_BYTES", 2_500_000)  # room for A's 75 s, not one more
+    _, lean = sessions.sync_session(segments, load)
+    assert [t.samples is None for t in held] == [False, True, True, True]
+    for a, b in zip(kept, lean, strict=True):
+        assert (a.checksum, a.method) == (b.checksum, b.method), (a, b)
+        if a.method == "audio":
+            assert b.offset_s == pytest.approx(a.offset_s, abs=5e-5), a.checksum
+    assert {r.checksum: r.method for r in lean}["B"] == "audio"
 
 
 def test_rig_sessions_sync_and_exports(rig_take, instance, store, tmp_path, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -12,15 +14,19 @@ import pytest
 from dam_assets import samples as mf
 from dam_assets.definitions import defs
 from dam_assets.discovery import scan
+from dam_assets.media.audio_stream import BLOCK_S
 from dam_assets.media.transcribe import (
+    SAMPLE_RATE,
     ModelUnavailable,
     WhisperSettings,
     load_audio,
     load_whisper,
     resolve_whisper_model,
+    stream_audio,
     to_srt,
     to_vtt,
     transcribe,
+    transcribe_file,
 )
 from dam_assets.partitions import MEDIA_PARTITIONS_NAME
 from dam_assets.resources import WhisperConfig
@@ -32,11 +38,27 @@ from .conftest import copy_settled
 
 SPOKEN = "Please send the footage to the editor tomorrow morning."
 SPOKEN_WORDS = {"send", "footage", "tomorrow", "morning"}
+TALK = (  # about 54 s of espeak-ng speech, with the pauses of ordinary sentences
+    "The morning train was late again, so Maria walked down to the harbor instead. She bought"
+    " a coffee from the small kiosk by the ferry terminal and watched the fishing boats come in."
+    " The air smelled of salt and diesel, and the gulls were loud above the nets. At nine"
+    " o'clock her phone rang. It was her brother, asking whether she could pick up the children"
+    " after school on Thursday, because his meeting in the city had been moved. She said yes,"
+    " of course, and reminded him to bring the blue bag with the swimming things. Then she"
+    " finished her coffee, checked the timetable one more time, and walked up the hill towards"
+    " the old library, where the new exhibition about the history of the town opens next week."
+    " The library closes at six, so there is time for a walk along the river first."
+)
 
 
 @pytest.fixture(scope="session")
 def speech_clip(tmp_path_factory) -> Path:
     return mf.age(mf.make_speech_video(tmp_path_factory.mktemp("speech") / "memo.mp4", SPOKEN))
+
+
+@pytest.fixture(scope="session")
+def talk(tmp_path_factory) -> Path:
+    return mf.make_speech_video(tmp_path_factory.mktemp("talk") / "talk.mp4", TALK, size=(64, 48))
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +83,79 @@ def test_transcribes_synthesized_speech(whisper, speech_clip):
 def test_silence_is_an_empty_transcript_not_an_error(whisper):
     result = transcribe(whisper, np.zeros(16000 * 2, np.float32), WhisperSettings())
     assert result.status == "silent" and result.segments == []
+
+
+def test_streamed_decode_is_faster_whisper_decode(talk):
+    from faster_whisper.audio import decode_audio
+
+    blocks = list(stream_audio(talk))
+    assert len(blocks) > 1 and max(map(len, blocks)) < (BLOCK_S + 1) * SAMPLE_RATE
+    assert np.array_equal(np.concatenate(blocks), decode_audio(str(talk)))
+
+
+def test_short_file_is_one_window_like_the_whole_track(whisper, speech_clip):
+    from faster_whisper.audio import decode_audio
+
+    streamed = transcribe_file(whisper, speech_clip, WhisperSettings())
+    whole = transcribe(whisper, decode_audio(str(speech_clip)), WhisperSettings(), window_s=None)
+    assert streamed.status == whole.status == "ok" and streamed.cuts == []
+    assert streamed.segments == whole.segments and streamed.words == whole.words
+    assert (streamed.language, streamed.duration_s) == (whole.language, whole.duration_s)
+
+
+def _normal(word: str) -> str:
+    return re.sub(r"[^a-z0-9']", "", word.lower())
+
+
+def test_long_recording_is_cut_in_pauses_on_one_clock(whisper, talk):
+    """20 s windows on ~54 s of speech: every cut lies in a pause of the audio itself, and the
+    words after each cut keep the times the whole-track transcription gives them."""
+    settings = WhisperSettings()
+    whole = transcribe_file(whisper, talk, settings, window_s=None)
+    windowed = transcribe_file(whisper, talk, settings, window_s=20)
+    audio = load_audio(talk)
+    duration = len(audio) / SAMPLE_RATE
+    bounds = [0.0, *windowed.cuts, duration]
+    assert len(windowed.cuts) >= 2 and all(0 < b - a <= 20 for a, b in itertools.pairwise(bounds))
+    loud = float(np.abs(audio).max())
+    for cut in windowed.cuts:  # no word is split: the audio is near-silent around each cut
+        around = audio[int((cut - 0.05) * SAMPLE_RATE) : int((cut + 0.05) * SAMPLE_RATE)]
+        assert float(np.abs(around).max()) < 0.05 * loud, (cut, float(np.abs(around).max()))
+    assert windowed.status == "ok" and windowed.language == "en"
+    starts = [w["start_s"] for w in windowed.words]
+    assert starts == sorted(starts)
+    assert all(0 <= w["start_s"] <= w["end_s"] <= duration for w in windowed.words)
+    for a, b in itertools.pairwise(windowed.segments):
+        assert b["start_s"] >= a["end_s"] - 0.05, (a, b)
+
+    match = difflib.SequenceMatcher(
+        None,
+        [_normal(w["word"]) for w in whole.words],
+        [_normal(w["word"]) for w in windowed.words],
+    )
+    pairs = [
+        (whole.words[block.a + k], windowed.words[block.b + k])
+        for block in match.get_matching_blocks()
+        if block.size >= 3
+        for k in range(block.size)
+    ]
+    assert len(pairs) >= 0.8 * len(whole.words)
+    errors = [abs(a["start_s"] - b["start_s"]) for a, b in pairs]
+    assert float(np.median(errors)) < 0.1 and max(errors) < 1.0
+    for cut, end in itertools.pairwise([*windowed.cuts, duration]):
+        assert sum(1 for _, b in pairs if cut < b["start_s"] < end) >= 5  # each later window
+
+
+def test_silence_found_window_by_window(whisper, tmp_path):
+    quiet = mf.make_audio(tmp_path / "tone.wav", seconds=5, codec="pcm_s16le", silent=True)
+    silent = transcribe_file(whisper, quiet, WhisperSettings(), window_s=1)
+    assert silent.status == "silent" and silent.segments == [] and len(silent.cuts) >= 4
+    assert silent.duration_s == pytest.approx(5, abs=0.05)
+    late = mf.make_speech_video(tmp_path / "late.mp4", SPOKEN, size=(64, 48), lead_s=12)
+    heard = transcribe_file(whisper, late, WhisperSettings(), window_s=10)
+    assert heard.status == "ok" and heard.language == "en" and len(heard.cuts) == 1
+    assert _words(" ".join(s["text"] for s in heard.segments)) >= SPOKEN_WORDS
+    assert heard.segments[0]["start_s"] >= 11.5 and heard.words[0]["start_s"] >= 11.5
 
 
 def test_captions_parse():

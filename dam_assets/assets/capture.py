@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
-from ..media.audio_sync import load_audio
+from ..media.audio_sync import scan_track
 from ..media.capture import capture_start, gopro_chapter
 from ..media.output import write_text
 from ..media.sessions import group_sessions, link_takes, sync_session
@@ -130,7 +130,7 @@ def capture_sessions(context: AssetExecutionContext, storage: DamStorage) -> Mat
         gap = rig.session_gap_s if rig else 30.0
         threshold = rig.min_confidence if rig else 0.3
         for session in group_sessions([s for s in segments if s["rig"] == rig_name], gap):
-            hero, rows = sync_session(session, load_audio, threshold)
+            hero, rows = sync_session(session, scan_track, threshold)
             fps = hero.get("fps") or 25.0
             start = min(s["capture_start"] for s in session)
             session_id = f"{rig_name}-{start.astimezone(UTC):%Y%m%d-%H%M%S}"

@@ -5,8 +5,7 @@ from datetime import UTC, datetime
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
 
 from ..media.output import write_text
-from ..media.transcribe import ModelUnavailable, load_audio, load_whisper, to_srt, to_vtt
-from ..media.transcribe import transcribe as run_whisper
+from ..media.transcribe import ModelUnavailable, load_whisper, to_srt, to_vtt, transcribe_file
 from ..partitions import media_partitions
 from ..resources import DamStorage, WhisperConfig
 from ..resources.models import whisper_settings_from_env
@@ -94,7 +93,7 @@ def transcripts(
     totals = {"media_s": 0.0, "seconds": 0.0, "speech_s": 0.0, "languages": set()}
 
     def work(checksum: str, path: str) -> dict:
-        transcript = run_whisper(model, load_audio(path), settings)
+        transcript = transcribe_file(model, path, settings)  # streamed: bounded memory
         save(checksum, transcript.status, transcript)
         totals["media_s"] += transcript.duration_s
         totals["seconds"] += transcript.seconds

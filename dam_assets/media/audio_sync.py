@@ -3,12 +3,15 @@
 Convention: `offset_s` is where the other recording's time 0 falls on the reference's
 timeline (reference_time = other_time + offset_s).
 
-1. Both tracks are decoded to mono at one rate (different camera rates are resampled), their
-   media-time origin taken from the first decoded audio frame, so AAC priming and edit lists
-   (which FFmpeg applies) are accounted for.
-2. Coarse: the full cross-correlation (FFT) of 10 ms onset-strength envelopes, over the whole
-   recordings, not a first-seconds window. Confidence = 1 − second peak / best peak (the second
-   peak taken at least 0.5 s away), so an unrelated recording scores near 0.
+1. Each track is decoded once, as a stream, to mono at one rate (different camera rates are
+   resampled), its media-time origin taken from the first decoded audio frame, so AAC priming
+   and edit lists (which FFmpeg applies) are accounted for. What is kept (`Track`) is its 10 ms
+   onset envelope (400 bytes per second of audio: 11.5 MB for 8 hours) and, up to `KEEP_S`,
+   its samples; a longer track's fine windows are decoded again from a seek point when needed,
+   so a session of 8-hour cameras never holds a whole track.
+2. Coarse: the full cross-correlation (FFT) of the onset envelopes, over the whole recordings,
+   not a first-seconds window. Confidence = 1 − second peak / best peak (the second peak taken
+   at least 0.5 s away), so an unrelated recording scores near 0.
 3. Fine: in several windows across the overlap, the sample cross-correlation within ±100 ms of
    the coarse lag, then of the previous window's (drift moves the lag along a long take), GCC-PHAT
    weighted, with parabolic interpolation (sub-sample). A robust line through the window
@@ -17,57 +20,165 @@ timeline (reference_time = other_time + offset_s).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
+from scipy import fft
+
+from .audio_stream import Block, NoAudio, decode_blocks
 
 RATE = 8000  # Hz: 0.125 ms per sample, far below a frame; cheap for hour-long takes
 HOP_S = 0.01
 FINE_WINDOW_S = 8.0
 FINE_SEARCH_S = 0.1  # around the coarse (then the previous window's) lag: 100 ppm × 1000 s
+KEEP_S = 300.0  # tracks up to 5 min keep their samples (9.6 MB, less than an 8-hour envelope)
+PREROLL_S = 1.0  # decoded and dropped before a re-read window: decoder and resampler settle
 
 
 @dataclass
-class Audio:
-    samples: np.ndarray  # mono float32 at RATE
+class Track:
+    """One recording's audio as sync needs it: its onset envelope, its length and where to read
+    sample windows from, not its samples (unless it is short)."""
+
+    path: str
+    stream_index: int
     start_s: float  # media time of the first sample (relative to the container's zero)
+    length: int  # samples at RATE
+    envelope: np.ndarray  # onset envelope of the whole track (`_onset`), 10 ms hop
+    samples: np.ndarray | None = None  # mono float32 at RATE, kept up to KEEP_S only
+    exact_times: bool = True  # frame timestamps agree with sample counts: seeks land true
+    _reader: _Forward | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration(self) -> float:
-        return len(self.samples) / RATE
+        return self.length / RATE
+
+    def window(self, first: int, count: int) -> np.ndarray:
+        """Up to `count` samples from sample `first` on: the samples a decode from the start
+        gives there. Kept samples are sliced; otherwise a seek lands before the window and the
+        decode is put on this track's sample grid, or, when the file's timestamps cannot place
+        a seek to the sample, one decode from the start serves windows asked for in order."""
+        if self.samples is not None:
+            return self.samples[first : first + count]
+        if not self.exact_times:
+            if self._reader is None or self._reader.position > first:
+                self.close()
+                self._reader = _Forward(decode_blocks(self.path, RATE, **self._stream))
+            return self._reader.read(first, count)
+        want = self.start_s + first / RATE
+        preroll = PREROLL_S
+        while True:
+            seek = want - preroll
+            from_s = seek if seek > self.start_s else None
+            blocks = decode_blocks(
+                self.path, RATE, from_s=from_s, grid_s=self.start_s, **self._stream
+            )
+            with contextlib.closing(blocks):
+                samples = _after(blocks, want, count, must_start_before=from_s is not None)
+            if samples is not None:
+                return samples
+            preroll *= 4  # the seek point lies past `want` (an imprecise index): go further back
+
+    def close(self) -> None:
+        """Let go of the open file a run of in-order windows reads from."""
+        if self._reader is not None:
+            self._reader.blocks.close()
+            self._reader = None
+
+    @property
+    def _stream(self) -> dict:
+        return {"stream_index": self.stream_index}
 
 
-def load_audio(path: str | Path, stream_index: int = 0) -> Audio | None:
-    """Mono at RATE, or None when the file has no audio."""
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[stream_index]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-        chunks: list[np.ndarray] = []
-        start = None
-        for frame in container.decode(stream):
-            if start is None and frame.time is not None:
-                start = float(frame.time)
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-        container_start = container.start_time / av.time_base if container.start_time else 0.0
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return Audio(samples, (start or 0.0) - container_start)
+def _after(
+    blocks: Iterator[Block], want: float, count: int, must_start_before: bool
+) -> np.ndarray | None:
+    """Up to `count` samples from the one at media time `want` on; None when the blocks begin
+    after it and `must_start_before`."""
+    taken: list[np.ndarray] = []
+    have, skip = 0, None
+    for block in blocks:
+        if skip is None:
+            skip = round((want - block.start_s) * RATE)
+            if skip < 0 and must_start_before:
+                return None
+            skip = max(skip, 0)
+        if skip >= len(block.samples):
+            skip -= len(block.samples)
+            continue
+        taken.append(block.samples[skip : skip + count - have])
+        skip, have = 0, have + len(taken[-1])
+        if have >= count:
+            break
+    return np.concatenate(taken) if taken else np.zeros(0, np.float32)
 
 
-def onset_envelope(samples: np.ndarray, hop: int = int(RATE * HOP_S)) -> np.ndarray:
-    """Positive change of log energy per hop: claps, consonants and hits stand out; level and
-    microphone colour do not."""
+class _Forward:
+    """Windows read in order from one decode from the start; holds one window and one block."""
+
+    def __init__(self, blocks: Iterator[Block]) -> None:
+        self.blocks = blocks
+        self.buffer = np.zeros(0, np.float32)
+        self.position = 0  # sample index of buffer[0]
+
+    def read(self, first: int, count: int) -> np.ndarray:
+        while self.position + len(self.buffer) < first + count:
+            block = next(self.blocks, None)
+            if block is None:
+                break
+            drop = min(max(0, first - self.position), len(self.buffer))
+            self.buffer = np.concatenate([self.buffer[drop:], block.samples])
+            self.position += drop
+        lo = max(0, first - self.position)
+        return self.buffer[lo : lo + count].copy()
+
+
+def scan_track(path: str | Path, stream_index: int = 0, keep_s: float = KEEP_S) -> Track | None:
+    """Decode a track once, as a stream: its onset envelope, length and start, and its samples
+    when it lasts `keep_s` or less. None when the file has no audio."""
+    hop = int(RATE * HOP_S)
+    log_energy: list[np.ndarray] = []
+    carry = np.zeros(0, np.float32)
+    kept: list[np.ndarray] | None = []
+    length, start, last = 0, None, None
+    try:
+        for block in decode_blocks(path, RATE, stream_index=stream_index):
+            if start is None:
+                start = block.start_s
+            last = block
+            length += len(block.samples)
+            if kept is not None:
+                kept.append(block.samples)
+                if length > keep_s * RATE:
+                    kept = None
+            data = np.concatenate([carry, block.samples]) if carry.size else block.samples
+            frames = len(data) // hop
+            log_energy.append(_log_energy(data[: frames * hop], hop))
+            carry = data[frames * hop :]
+    except NoAudio:
+        return None
+    energy = np.concatenate(log_energy) if log_energy else np.zeros(0, np.float32)
+    samples = None
+    if kept is not None:
+        samples = np.concatenate(kept) if kept else np.zeros(0, np.float32)
+    exact = last is None or last.jitter_s <= 0.5 / max(last.source_rate, 1) + 1e-9
+    return Track(str(path), stream_index, start or 0.0, length, _onset(energy), samples, exact)
+
+
+def _log_energy(samples: np.ndarray, hop: int) -> np.ndarray:
     frames = len(samples) // hop
-    if frames < 2:
-        return np.zeros(max(frames, 1), np.float32)
     energy = (samples[: frames * hop].reshape(frames, hop) ** 2).mean(axis=1)
-    log_energy = np.log10(energy + 1e-10)
+    return np.log10(energy + 1e-10)
+
+
+def _onset(log_energy: np.ndarray) -> np.ndarray:
+    """The onset envelope: positive change of log energy per hop, so claps, consonants and
+    hits stand out and level and microphone colour do not; zero mean, unit norm."""
+    if len(log_energy) < 2:
+        return np.zeros(max(len(log_energy), 1), np.float32)
     onset = np.maximum(np.diff(log_energy, prepend=log_energy[0]), 0.0)
     onset -= onset.mean()
     norm = np.linalg.norm(onset)
@@ -79,13 +190,20 @@ def cross_correlation(
 ) -> tuple[np.ndarray, int]:
     """Full cross-correlation by FFT; returns (values, lag of index 0), lag = ref − other.
     `phat` whitens the cross-spectrum (GCC-PHAT): every frequency counts equally, so tones and
-    room resonance stop producing broad, ambiguous peaks and the true delay is a spike."""
+    room resonance stop producing broad, ambiguous peaks and the true delay is a spike.
+    Spectra are multiplied in place at the smallest fast size: for two 8-hour envelopes this
+    needs about 14 bytes per lag, not the 40 of power-of-two sizes and temporaries."""
     n = len(ref) + len(other) - 1
-    size = 1 << (n - 1).bit_length()
-    spec = np.fft.rfft(ref, size) * np.conj(np.fft.rfft(other, size))
+    size = fft.next_fast_len(n, real=True)
+    spec = fft.rfft(ref, size)
+    theirs = fft.rfft(other, size)
+    np.conjugate(theirs, out=theirs)
+    spec *= theirs
+    del theirs
     if phat:
         spec /= np.abs(spec) + 1e-12
-    corr = np.fft.irfft(spec, size)
+    corr = fft.irfft(spec, size, overwrite_x=True)
+    del spec
     # lags -(len(other)-1) .. len(ref)-1
     values = np.concatenate([corr[size - (len(other) - 1) :], corr[: len(ref)]])
     return values, -(len(other) - 1)
@@ -100,34 +218,34 @@ def _parabolic(values: np.ndarray, i: int) -> float:
     return float(i)
 
 
-def coarse_offset(ref: Audio, other: Audio) -> tuple[float, float]:
+def coarse_offset(ref: Track, other: Track) -> tuple[float, float]:
     """(offset_s, confidence in [0, 1]) from the onset envelopes of the whole recordings."""
-    env_ref, env_other = onset_envelope(ref.samples), onset_envelope(other.samples)
-    values, lag0 = cross_correlation(env_ref, env_other)
+    values, lag0 = cross_correlation(ref.envelope, other.envelope)
     best = int(np.argmax(values))
     peak = float(values[best])
     guard = int(0.5 / HOP_S)
-    masked = values.copy()
-    masked[max(0, best - guard) : best + guard + 1] = -np.inf
-    second = float(masked.max()) if np.isfinite(masked).any() else 0.0
+    away = (values[: max(0, best - guard)], values[best + guard + 1 :])
+    second = max((float(part.max()) for part in away if part.size), default=0.0)
     confidence = 0.0 if peak <= 0 else max(0.0, 1.0 - max(second, 0.0) / peak)
     lag_s = (_parabolic(values, best) + lag0) * HOP_S
     return lag_s + ref.start_s - other.start_s, confidence
 
 
-def _fine_window(ref: np.ndarray, other: np.ndarray, lag: float, t_other: float) -> float | None:
+def _fine_window(ref: Track, other: Track, lag: float, t_other: float) -> float | None:
     """Sub-sample lag (ref index − other index, in samples) near `lag` for a window starting at
     `t_other` seconds into `other`."""
     w = int(FINE_WINDOW_S * RATE)
     r = int(FINE_SEARCH_S * RATE)
     o0 = int(t_other * RATE)
     r0 = o0 + round(lag) - r
-    if o0 < 0 or o0 + w > len(other) or r0 < 0 or r0 + w + 2 * r > len(ref):
+    if o0 < 0 or o0 + w > other.length or r0 < 0 or r0 + w + 2 * r > ref.length:
         return None
-    seg_other = other[o0 : o0 + w]
-    seg_ref = ref[r0 : r0 + w + 2 * r]
-    if float(np.abs(seg_other).max()) < 1e-4:
+    seg_other = other.window(o0, w)
+    if len(seg_other) < w or float(np.abs(seg_other).max()) < 1e-4:
         return None  # silence tells nothing
+    seg_ref = ref.window(r0, w + 2 * r)
+    if len(seg_ref) < w + 2 * r:
+        return None
     values, lag0 = cross_correlation(seg_ref, seg_other, phat=True)
     lo = -lag0  # index of lag 0 (segment-relative)
     window = values[lo : lo + 2 * r + 1]
@@ -157,7 +275,7 @@ class SyncResult:
     windows: list[tuple[float, float]] = field(default_factory=list)  # (other time, offset)
 
 
-def measure(ref: Audio, other: Audio) -> SyncResult:
+def measure(ref: Track, other: Track) -> SyncResult:
     """Offset of `other` against `ref` over their whole overlap, with drift."""
     coarse, confidence = coarse_offset(ref, other)
     lag_samples = (coarse - ref.start_s + other.start_s) * RATE
@@ -168,13 +286,18 @@ def measure(ref: Audio, other: Audio) -> SyncResult:
     count = int(min(12, max(1, usable // 4))) if usable > 0 else 0
     points: list[tuple[float, float]] = []
     expected = lag_samples  # follows the windows: drift moves the lag along a long take
-    for k in range(count):
-        t = start + FINE_SEARCH_S + (usable * k / max(1, count - 1) if count > 1 else usable / 2)
-        lag = _fine_window(ref.samples, other.samples, expected, t)
-        if lag is not None:
-            expected = lag
-            centre = t + FINE_WINDOW_S / 2
-            points.append((centre, lag / RATE + ref.start_s - other.start_s))
+    try:
+        for k in range(count):
+            t = start + FINE_SEARCH_S
+            t += usable * k / max(1, count - 1) if count > 1 else usable / 2
+            lag = _fine_window(ref, other, expected, t)
+            if lag is not None:
+                expected = lag
+                centre = t + FINE_WINDOW_S / 2
+                points.append((centre, lag / RATE + ref.start_s - other.start_s))
+    finally:
+        ref.close()
+        other.close()
     if not points:
         return SyncResult(coarse, confidence)
     times = np.array([p[0] for p in points])

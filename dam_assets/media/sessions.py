@@ -10,10 +10,11 @@ from datetime import timedelta
 
 import numpy as np
 
-from .audio_sync import Audio, measure
+from .audio_sync import Track, measure
 from .timecode import parse_timecode, to_seconds
 
 CONTINUITY_S = 2.0  # a file starting within this of the previous one's end continues the take
+KEEP_BYTES = 96 << 20  # samples a session keeps of its short tracks (10 of 5 min); no more
 
 
 def group_sessions(segments: list[dict], gap_s: float) -> list[list[dict]]:
@@ -145,17 +146,29 @@ class SyncRow:
 
 def sync_session(
     segments: list[dict],
-    load: Callable[[str], Audio | None],
+    load: Callable[[str], Track | None],
     min_confidence: float = 0.3,
 ) -> tuple[dict | None, list[SyncRow]]:
     """Offsets of every segment against the session's hero segment (the longest hero-camera
     file). Audio first (pairs solved together, > 1 frame of disagreement flagged), else
-    timecode, else capture times."""
+    timecode, else capture times. Every camera's `Track` is held at once, which is why a track
+    holds its onset envelope, not its samples (`audio_sync`); short ones keep theirs while the
+    session's total stays under KEEP_BYTES."""
     heroes = [s for s in segments if s["role"] == "hero"] or segments
     hero = max(heroes, key=lambda s: (s["duration_s"] or 0, -s["capture_start"].timestamp()))
     fps = hero.get("fps") or 25.0
-    audio = {s["checksum"]: _load_or_none(load, s["path"]) for s in segments if s.get("has_audio")}
-    audio = {k: v for k, v in audio.items() if v is not None and len(v.samples)}
+    audio: dict[str, Track] = {}
+    kept = 0
+    for seg in segments:
+        track = _load_or_none(load, seg["path"]) if seg.get("has_audio") else None
+        if track is None or not track.length:
+            continue
+        if track.samples is not None:
+            if kept + track.samples.nbytes > KEEP_BYTES:  # many short clips: read windows instead
+                track.samples = None
+            else:
+                kept += track.samples.nbytes
+        audio[seg["checksum"]] = track
     by_ck = {s["checksum"]: s for s in segments}
     measured: dict[tuple[str, str], tuple[float, float, float | None]] = {}
     for a, b in itertools.combinations(sorted(audio), 2):
@@ -193,7 +206,7 @@ def sync_session(
     return hero, rows
 
 
-def _load_or_none(load: Callable[[str], Audio | None], path: str) -> Audio | None:
+def _load_or_none(load: Callable[[str], Track | None], path: str) -> Track | None:
     """A file gone or unreadable since it was indexed syncs by timecode or times instead of
     failing every session."""
     try:

@@ -10,13 +10,15 @@ cameras of the take's length, each with a known truth, plus an unrelated clip (a
 - 48 kHz with its clock 100 ppm fast, starting 3.5 s after the hero: truth 3.5 s at the
   other's t = 0, drift 100 ppm.
 
-Speed, per minute of audio: `load_audio` (decode + resample to 8 kHz mono) and
-`measure(hero, other)` (divided by the other's minutes), against decoding the same audio track
-once with plain PyAV (no resampling, no conversion). Accuracy: offset error against the truth
-in milliseconds and in frames at 25 fps, drift error in ppm, and the confidence, with that of
-the unrelated clip for contrast. Generating the files (AAC encoding dominates) runs in worker
-processes before anything is timed and is not a result; only the longest take is generated, the
-shorter ones are its files' first minutes, cut by stream copy (no re-encode).
+Speed, per minute of audio: `scan_track` (a streamed decode + resample to 8 kHz mono and the
+onset envelope; samples kept up to `KEEP_S` only) and `measure(hero, other)` (divided by the
+other's minutes; for tracks past `KEEP_S` it decodes its fine windows again from seek points),
+against decoding the same audio track once with plain PyAV (no resampling, no conversion).
+Accuracy: offset error against the truth in milliseconds and in frames at 25 fps, drift error
+in ppm, and the confidence, with that of the unrelated clip for contrast. Generating the files
+(AAC encoding dominates) runs in worker processes before anything is timed and is not a result;
+only the longest take is generated, the shorter ones are its files' first minutes, cut by stream
+copy (no re-encode).
 
     python -m dam_assets_tests.benchmarks.rig_sync [--minutes 1,5,15] [--quick] [--repeats N]
 
@@ -41,7 +43,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from dam_assets.media.audio_sync import RATE, Audio, SyncResult, load_audio, measure
+from dam_assets.media.audio_sync import KEEP_S, RATE, SyncResult, Track, measure, scan_track
 from dam_assets.samples import clap_track, make_rig_clip
 from dam_assets_tests.benchmarks.common import (
     Results,
@@ -84,7 +86,7 @@ CASES = (
     Case("c441", "44.1 kHz", 2.345, 44100, 0.0),
     Case("d100", "48 kHz, 100 ppm fast", 3.5, 48000, 100.0),
 )
-TIMED_RATES = ("b48", "c441")  # load_audio per camera rate; drift changes nothing in the cost
+TIMED_RATES = ("b48", "c441")  # scan_track per camera rate; drift changes nothing in the cost
 
 
 # -- generation (worker processes; setup, not a result) -----------------------------------------
@@ -204,7 +206,7 @@ def generate(jobs: list[Job], workers: int) -> float:
 
 # -- measurements -------------------------------------------------------------------------------
 def plain_decode(path: Path) -> int:
-    """The audio track decoded once by PyAV, frames dropped: the floor `load_audio` stands on."""
+    """The audio track decoded once by PyAV, frames dropped: the floor `scan_track` stands on."""
     samples = 0
     with av.open(str(path)) as container:
         for frame in container.decode(container.streams.audio[0]):
@@ -212,8 +214,8 @@ def plain_decode(path: Path) -> int:
     return samples
 
 
-def load(path: Path) -> Audio:
-    audio = load_audio(path)
+def load(path: Path) -> Track:
+    audio = scan_track(path)
     if audio is None:
         raise RuntimeError(f"{path}: no audio")
     return audio
@@ -253,7 +255,7 @@ def bench_take(take: Take, repeats: int, results: SyncResults) -> None:
     syncs: dict[str, list[float]] = {k: [] for k in (*take.others, "unrelated")}
     found: dict[str, SyncResult] = {}
     for rep in range(1, repeats + 1):
-        log(f"{take.label} pass {rep}/{repeats}: plain decode, load_audio, measure")
+        log(f"{take.label} pass {rep}/{repeats}: plain decode, scan_track, measure")
         # every other pass the other way round: no side always goes first
         for key in in_turn(timed_files, rep):
             path = timed_files[key]
@@ -265,7 +267,7 @@ def bench_take(take: Take, repeats: int, results: SyncResults) -> None:
                 seconds, out = timed(runs[kind])
                 (plain if kind == "plain" else loads)[key].append(seconds)
                 if kind == "load":
-                    assert isinstance(out, Audio)
+                    assert isinstance(out, Track)
                     audio[key] = out
         for key in in_turn(syncs, rep):
             seconds, found[key] = timed(lambda k=key: measure(audio["hero"], audio[k]))
@@ -280,7 +282,7 @@ def bench_take(take: Take, repeats: int, results: SyncResults) -> None:
         )
         load_s = statistics.median(loads[key])
         results.add(
-            f"{take.label}: `load_audio`, {kind} (decode + resample to {RATE // 1000} kHz mono)",
+            f"{take.label}: `scan_track`, {kind} (decode + {RATE // 1000} kHz mono + envelope)",
             per_min(load_s, duration[key]),
             f"plain decode: {med[key] / (duration[key] / 60) * 1000:,.1f} ms/min",
             f"{load_s / med[key]:.2f}× plain decode",
@@ -303,7 +305,7 @@ def bench_take(take: Take, repeats: int, results: SyncResults) -> None:
         + statistics.median(syncs["b48"])
     )
     results.add(
-        f"{take.label}: whole pair, 48 kHz (`load_audio` × 2 + `measure`)",
+        f"{take.label}: whole pair, 48 kHz (`scan_track` × 2 + `measure`)",
         f"{pair_s / take.minutes * 1000:,.1f} ms/min ({pair_s:,.2f} s per pair)",
         f"plain decode of both: {(med['hero'] + med['b48']) * 1000:,.0f} ms",
         f"{pair_s / (med['hero'] + med['b48']):.2f}× plain decode",
@@ -430,14 +432,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_take(take, args.repeats, results)
     results.notes += [
         f"Median of {args.repeats} pass{'es' if args.repeats > 1 else ''} after an unmeasured"
-        " warm-up (one plain decode per timed file, one `load_audio` per file, one"
-        " `measure`); plain decode and `load_audio`, and the files, swap order every other pass;"
+        " warm-up (one plain decode per timed file, one `scan_track` per file, one"
+        " `measure`); plain decode and `scan_track`, and the files, swap order every other pass;"
         " warm page cache. All files were generated before any measurement. Load average (1 min)"
         " when the run"
         f" started: {load_at_start:.2f} on {os.cpu_count()} cores (other processes).",
         "Plain PyAV decode: `container.decode(audio stream)`, frames counted and dropped (no"
         " resampling, no NumPy conversion). `measure` ms/min is per minute of the other camera's"
-        " audio (the take length); `load_audio` ms/min per minute of that file's audio.",
+        " audio (the take length); `scan_track` ms/min per minute of that file's audio."
+        f" Tracks up to {KEEP_S:g} s keep their samples; `measure` on longer ones decodes each"
+        " fine window again after a seek (the 5-minute hero runs 10 s past that).",
         "Offset convention (`audio_sync`): hero_time = other_time + offset_s, taken at the"
         " other's t = 0; with drift, the fitted line's intercept. Drift truth: the other's clock"
         f" runs that fast. Frames = error × {FPS} fps. The unrelated clip's offset means"
