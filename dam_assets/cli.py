@@ -317,7 +317,7 @@ class _Parser(argparse.ArgumentParser):
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .media.transcribe import ModelUnavailable
-    from .search import Filters, search_moments, search_transcripts
+    from .search import search_moments, search_transcripts
 
     if args.person:
         return _search_person(args)
@@ -336,18 +336,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if bool(args.query) == bool(args.image):
         _say('dam search: give a query ("a dog on a beach"), --image FILE, or --text "words"')
         return EXIT_CRASH
-    filters = Filters(
-        min_duration=args.min_duration,
-        max_duration=args.max_duration,
-        min_height=args.min_height,
-        camera=args.camera,
-        since=args.since,
-        until=args.until,
-        has_speech=args.has_speech,
-    )
     try:
         moments = search_moments(
-            text=args.query, image=args.image, limit=args.limit, filters=filters
+            text=args.query, image=args.image, limit=args.limit, filters=_filters(args)
         )
     except ModelUnavailable as exc:
         _say(f"dam search: {exc}")
@@ -387,6 +378,16 @@ def cmd_rigs(args: argparse.Namespace) -> int:
             out.append({k: _jsonable(v) for k, v in session.items()})
         print(json.dumps(out, indent=1))
         return EXIT_OK
+    if args.output:
+        from .exports import ExportError, format_for, session_timeline
+
+        try:
+            spec = format_for(None if args.output == "-" else args.output, args.format)
+            _check_destination(args.output, args.force)
+            return _deliver(session_timeline(store, args.session), args, spec, "dam rigs export")
+        except ExportError as exc:
+            _say(f"dam rigs export: {exc}")
+            return EXIT_CRASH
     rows = store.sql(
         "SELECT export_json, export_csv FROM capture_sessions WHERE session_id = ?",
         [args.session],
@@ -397,6 +398,144 @@ def cmd_rigs(args: argparse.Namespace) -> int:
     print(rows[0]["export_json"])
     print(rows[0]["export_csv"])
     return EXIT_OK
+
+
+# -- export -------------------------------------------------------------------------------------
+def _filters(args: argparse.Namespace):
+    from .search import Filters
+
+    return Filters(
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        min_height=args.min_height,
+        camera=args.camera,
+        since=args.since,
+        until=args.until,
+        has_speech=args.has_speech,
+    )
+
+
+def _check_destination(output: str, force: bool) -> None:
+    """Refuse before any work when the file is there (or its folder is not)."""
+    from .exports import ExportError
+
+    if output == "-":
+        return
+    path = Path(output).expanduser().absolute()
+    if not path.parent.is_dir():
+        raise ExportError(f"{safe_text(path.parent)}: no such folder (create it first)")
+    if path.exists() and not force:
+        raise ExportError(f"{safe_text(path)} exists; add --force to replace it")
+
+
+def _deliver(timeline, args: argparse.Namespace, spec, command: str) -> int:
+    from .exports import placed_clips, render, write_atomic
+
+    data = render(timeline, spec)
+    clips = len(placed_clips(timeline))
+    facts = timeline.metadata.get("dam", {})
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        where = "standard output"
+    else:
+        where = safe_text(write_atomic(args.output, data, force=args.force))
+    note = f"{command}: wrote {where} ({spec.description}): {clips} clip(s)"
+    skipped = list(facts.get("skipped") or [])
+    if skipped:
+        note += f"; left out {len(skipped)}: " + "; ".join(safe_text(s) for s in skipped[:5])
+    if args.output == "-":
+        _say(note)
+    else:
+        print(note)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .exports import ExportError, file_timeline, find_checksum, format_for
+    from .media.transcribe import ModelUnavailable
+    from .storage import Store
+
+    command = f"dam export {args.export_command}"
+    store = Store(settings.data_dir())
+    try:
+        spec = format_for(None if args.output == "-" else args.output, args.format)
+        _check_destination(args.output, args.force)
+        if args.export_command == "moments":
+            timeline = _moments_timeline(args, store)
+        else:
+            checksum = find_checksum(store, args.file)
+            timeline = file_timeline(store, checksum, args.subclips, args.unnamed_people)
+        return _deliver(timeline, args, spec, command)
+    except (ExportError, ModelUnavailable) as exc:
+        _say(f"{command}: {exc}")
+        return EXIT_CRASH
+
+
+def _moments_timeline(args: argparse.Namespace, store):
+    from .exports import ExportError, Handles, moments_timeline
+    from .people import appearances
+    from .search import allowed_checksums, search_moments, search_transcripts
+    from .storage.people import PersonNotFound
+
+    given = [x for x in (args.query, args.text, args.image, args.person) if x]
+    if len(given) != 1:
+        raise ExportError(
+            'give one of: a query ("a dog on a beach"), --text WORDS, --image FILE, --person NAME'
+        )
+    handles = Handles.parse(args.handles)
+    filters = _filters(args)
+    allowed = set(allowed_checksums(store, filters) or []) if filters.active() else None
+    if args.text:
+        query = args.text
+        hits = search_transcripts(args.text, limit=args.limit * (5 if allowed is not None else 1))
+    elif args.person:
+        try:
+            person = store.people.resolve(args.person)
+        except PersonNotFound as exc:
+            raise ExportError(str(exc)) from None
+        named = store.sql("SELECT name FROM people WHERE person_id = ?", [person]).to_pylist()
+        query = (named[0]["name"] if named else None) or f"person {person}"
+        hits = [
+            {"checksum": f["checksum"], "start": a, "end": b, "score": None}
+            for f in appearances(store, [person])[person]
+            for a, b in f["ranges"]
+        ]
+    else:
+        if args.image and not Path(args.image).is_file():
+            raise ExportError(f"{safe_text(args.image)}: no such image")
+        query = args.query or f"looks like {Path(args.image).name}"
+        hits = search_moments(text=args.query, image=args.image, limit=args.limit, filters=filters)
+    if allowed is not None:
+        hits = [h for h in hits if h["checksum"] in allowed]
+    hits = hits[: args.limit]
+    if not hits:
+        raise ExportError(f"no moment matches {query!r}: nothing written")
+    return moments_timeline(store, hits, query, handles, args.title)
+
+
+def _export_output_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=required,
+        help="file to write; its extension picks the format (.otio .fcpxml .xml .edl .ale"
+        " .csv .json); '-' writes to standard output (give --format)",
+    )
+    parser.add_argument("--format", help="the format, whatever the file's extension")
+    parser.add_argument("--force", action="store_true", help="replace the file if it exists")
+
+
+def _filter_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-duration", type=float, help="seconds")
+    parser.add_argument("--max-duration", type=float, help="seconds")
+    parser.add_argument("--min-height", type=int, help="resolution, e.g. 1080 (short side)")
+    parser.add_argument("--camera", help="camera make or model contains this")
+    parser.add_argument("--since", help="captured on or after (YYYY-MM-DD)")
+    parser.add_argument("--until", help="captured on or before (YYYY-MM-DD)")
+    speech = parser.add_mutually_exclusive_group()
+    speech.add_argument("--has-speech", dest="has_speech", action="store_true", default=None)
+    speech.add_argument("--no-speech", dest="has_speech", action="store_false")
 
 
 # -- people -------------------------------------------------------------------------------------
@@ -531,23 +670,47 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--person", help="files and times where this person (name or id) appears")
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--json", action="store_true")
-    search.add_argument("--min-duration", type=float, help="seconds")
-    search.add_argument("--max-duration", type=float, help="seconds")
-    search.add_argument("--min-height", type=int, help="resolution, e.g. 1080 (short side)")
-    search.add_argument("--camera", help="camera make or model contains this")
-    search.add_argument("--since", help="captured on or after (YYYY-MM-DD)")
-    search.add_argument("--until", help="captured on or before (YYYY-MM-DD)")
-    speech = search.add_mutually_exclusive_group()
-    speech.add_argument("--has-speech", dest="has_speech", action="store_true", default=None)
-    speech.add_argument("--no-speech", dest="has_speech", action="store_false")
+    _filter_args(search)
     search.set_defaults(func=cmd_search)
+
+    export = sub.add_parser("export", help="hand-off to the edit: timelines for NLEs")
+    export_sub = export.add_subparsers(dest="export_command", required=True)
+    moments = export_sub.add_parser(
+        "moments", help="search hits as a timeline: one clip per moment, a marker on each"
+    )
+    moments.add_argument("query", nargs="?", help="what to look for, e.g. 'a dog on a beach'")
+    moments.add_argument("--text", help="words spoken (full-text search of transcripts)")
+    moments.add_argument("--image", help="moments that look like this still")
+    moments.add_argument("--person", help="where this person (name or id) appears")
+    moments.add_argument("--limit", type=int, default=50, help="moments at most (50)")
+    moments.add_argument(
+        "--handles",
+        default="2",
+        help="media kept before and after each moment: seconds (2, 1.5s) or frames (48f)",
+    )
+    moments.add_argument("--title", help="timeline name (default: the query)")
+    _filter_args(moments)
+    _export_output_args(moments)
+    one = export_sub.add_parser(
+        "file", help="one file: markers for scenes, transcript, people and capture facts"
+    )
+    one.add_argument("file", help="path of an indexed file, or its checksum (8+ hex digits)")
+    one.add_argument("--subclips", action="store_true", help="one clip per scene")
+    one.add_argument("--unnamed-people", action="store_true", help="mark people without a name too")
+    _export_output_args(one)
+    export.set_defaults(func=cmd_export)
 
     rigs = sub.add_parser("rigs", help="camera rigs: capture sessions and their exports")
     rigs_sub = rigs.add_subparsers(dest="rigs_command", required=True)
     sessions = rigs_sub.add_parser("sessions", help="list capture sessions")
     sessions.add_argument("--json", action="store_true", help="with every segment's sync")
-    export = rigs_sub.add_parser("export", help="print a session's JSON and CSV export paths")
-    export.add_argument("session")
+    session = rigs_sub.add_parser(
+        "export",
+        help="a session as a synced multicam timeline (-o FILE); without -o, print the"
+        " paths of its JSON and CSV exports",
+    )
+    session.add_argument("session")
+    _export_output_args(session, required=False)
     rigs.set_defaults(func=cmd_rigs)
 
     faces = sub.add_parser("faces", help="people found in the library: list, name, merge")
