@@ -371,3 +371,34 @@ def test_a_rig_name_cannot_steer_an_export_path(tmp_path):
             load_rigs(config)
     config.write_text(f"rigs:\n  - name: stage-a.2\n    root: {tmp_path}\n    cameras: []\n")
     assert load_rigs(config).by_name("stage-a.2").root == tmp_path.resolve()
+
+
+def test_sync_follows_drift_over_a_long_take():
+    """At 150 ppm over 45 minutes the lag moves by 0.4 s: the whole take's
+    coarse lag is then outside the fine search at its ends. Each window finds its own coarse
+    lag from the envelope around it (it once kept only the middle windows, and over 8 hours
+    lost them all)."""
+    from dam_assets.media import audio_sync as sync
+
+    rate, minutes, drift, offset = sync.RATE, 45, 150e-6, 3.5
+    rng = np.random.default_rng(7)
+    clicks = np.cumsum(rng.uniform(0.4, 2.5, int(minutes * 60 / 1.4)))
+    clicks = clicks[clicks < minutes * 60 - 10]
+    burst = rng.standard_normal((len(clicks), 160)).astype(np.float32)  # 20 ms each
+    burst *= rng.uniform(0.2, 1.0, (len(clicks), 1)).astype(np.float32)
+
+    def track(times: np.ndarray) -> sync.Track:
+        samples = np.zeros(int(minutes * 60 * rate), np.float32)
+        samples += rng.standard_normal(len(samples)).astype(np.float32) * 1e-3  # room tone
+        for at, b in zip((times * rate).astype(int), burst, strict=True):
+            if 0 <= at < len(samples) - 160:
+                samples[at : at + 160] += b
+        envelope = sync._onset(sync._log_energy(samples, int(rate * sync.HOP_S)))
+        return sync.Track("synthetic", 0, 0.0, len(samples), envelope, samples)
+
+    ref = track(clicks)
+    other = track((clicks - offset) * (1 + drift))  # starts later, its clock runs fast
+    result = sync.measure(ref, other)
+    assert len(result.windows) >= 10  # the windows at both ends found their lag too
+    assert result.offset_s == pytest.approx(offset, abs=0.002)
+    assert result.drift_ppm == pytest.approx(drift * 1e6, rel=0.02)

@@ -13,8 +13,9 @@ timeline (reference_time = other_time + offset_s).
    not a first-seconds window. Confidence = 1 − second peak / best peak (the second peak taken
    at least 0.5 s away), so an unrelated recording scores near 0.
 3. Fine: in several windows across the overlap, the sample cross-correlation within ±100 ms of
-   the coarse lag, then of the previous window's (drift moves the lag along a long take), GCC-PHAT
-   weighted, with parabolic interpolation (sub-sample). A robust line through the window
+   the window's own coarse lag (on long takes, from the envelope of the minutes around it:
+   drift moves the lag seconds over hours), else the previous window's, GCC-PHAT weighted, with
+   parabolic interpolation (sub-sample). A robust line through the window
    offsets gives the offset at the other recording's start and the clock drift in ppm.
 """
 
@@ -231,6 +232,35 @@ def coarse_offset(ref: Track, other: Track) -> tuple[float, float]:
     return lag_s + ref.start_s - other.start_s, confidence
 
 
+LOCAL_SPAN_S = 300.0  # envelope around a fine window used to find its own coarse lag
+LOCAL_SEARCH_S = 10.0  # how far that lag may be from the whole take's (drift over hours)
+
+
+def _local_lag(ref: Track, other: Track, lag: float, t_other: float) -> float | None:
+    """The lag (samples) near `t_other` seconds into `other`, from the onset envelopes of the
+    minutes around it, searched within ±LOCAL_SEARCH_S of the whole take's `lag`. Over an
+    8-hour take at 100 ppm the lag moves ~3 s, far past the fine search; the envelope is
+    cheap (100 values a second) and places each window on its own."""
+    per_hop = RATE * HOP_S
+    half, search = int(LOCAL_SPAN_S / HOP_S), int(LOCAL_SEARCH_S / HOP_S)
+    centre = int(t_other / HOP_S)
+    o_lo, o_hi = max(0, centre - half), min(len(other.envelope), centre + half)
+    shift = round(lag / per_hop)
+    r_lo = max(0, o_lo + shift - search)
+    r_hi = min(len(ref.envelope), o_hi + shift + search)
+    if o_hi - o_lo < int(30 / HOP_S) or r_hi - r_lo < int(30 / HOP_S):
+        return None
+    values, lag0 = cross_correlation(ref.envelope[r_lo:r_hi], other.envelope[o_lo:o_hi])
+    # index i holds the lag (ref − other, in hops) r_lo − o_lo + lag0 + i
+    first = shift - search - (r_lo - o_lo + lag0)
+    lo, hi = max(0, first), min(len(values), first + 2 * search + 1)
+    window = values[lo:hi]
+    if not window.size or float(window.max()) <= 0:
+        return None
+    best = lo + _parabolic(window, int(np.argmax(window)))
+    return (r_lo - o_lo + lag0 + best) * per_hop
+
+
 def _fine_window(ref: Track, other: Track, lag: float, t_other: float) -> float | None:
     """Sub-sample lag (ref index − other index, in samples) near `lag` for a window starting at
     `t_other` seconds into `other`."""
@@ -255,15 +285,15 @@ def _fine_window(ref: Track, other: Track, lag: float, t_other: float) -> float 
 
 def _robust_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Line fit that drops windows whose offset is off the line by more than 1 ms (a window of
-    near-silence or one repeated sound can lock onto a wrong peak)."""
-    keep = np.ones(len(x), bool)
-    for _ in range(3):
+    near-silence or one repeated sound can lock onto a wrong peak). The first line is
+    Theil-Sen's (the median of pairwise slopes), which a few wrong windows do not tilt; a
+    least-squares fit over the windows near it follows."""
+    from scipy.stats import theilslopes
+
+    slope, intercept, _, _ = theilslopes(y, x)
+    keep = np.abs(y - (slope * x + intercept)) <= 1e-3
+    if keep.sum() >= 3:
         slope, intercept = np.polyfit(x[keep], y[keep], 1)
-        residual = np.abs(y - (slope * x + intercept))
-        new_keep = residual <= max(1e-3, 3 * np.median(residual[keep]))
-        if new_keep.sum() < 3 or (new_keep == keep).all():
-            break
-        keep = new_keep
     return float(slope), float(intercept)
 
 
@@ -290,7 +320,8 @@ def measure(ref: Track, other: Track) -> SyncResult:
         for k in range(count):
             t = start + FINE_SEARCH_S
             t += usable * k / max(1, count - 1) if count > 1 else usable / 2
-            lag = _fine_window(ref, other, expected, t)
+            near = _local_lag(ref, other, lag_samples, t) if usable > LOCAL_SPAN_S else None
+            lag = _fine_window(ref, other, expected if near is None else near, t)
             if lag is not None:
                 expected = lag
                 centre = t + FINE_WINDOW_S / 2
