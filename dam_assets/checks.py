@@ -1,12 +1,21 @@
 """Asset checks: the tables, the files on disk and the vectors agree with each other.
 
-Each check looks at the whole library through the DuckDB catalog (cheap: a few queries), so it
-also catches damage done outside a run. A failing check names the partitions (checksums).
+A check that runs with an index run looks at that run's partitions only (its partition range),
+so ingesting a library costs what its runs cost, not the square of its size. Run without a
+range (the nightly `check_library` job, or from the UI), a check looks at the whole library and
+so also catches damage done outside a run. A failing check names the partitions (checksums).
 """
 
 from pathlib import Path
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetSelection,
+    asset_check,
+    define_asset_job,
+)
 
 from .assets.capture import capture_segments, capture_sessions
 from .assets.clip_embeddings import clip_embeddings
@@ -18,6 +27,7 @@ from .assets.thumbnails import thumbnails
 from .assets.transcripts import transcripts
 from .partitions import MEDIA_PARTITIONS_NAME
 from .resources import DamStorage
+from .runs import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 SHOW = 20  # partitions named in a failing check's metadata
 
@@ -39,6 +49,30 @@ def _partitions(context: AssetCheckExecutionContext) -> list[str]:
     return list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
 
 
+def _scope(context: AssetCheckExecutionContext) -> list[str] | None:
+    """The partitions of the run (its range, or its one partition), or None: all of them
+    (also when the check is called directly, outside a run)."""
+    try:
+        tags = context.run.tags
+    except Exception:  # invoked directly: Dagster has no run to give (its error is private)
+        return None
+    if tags.get(PARTITION_TAG):
+        return [tags[PARTITION_TAG]]
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if not start or not end:
+        return None
+    keys = _partitions(context)
+    first, last = keys.index(start), keys.index(end)
+    return keys[first : last + 1]
+
+
+def _where(scope: list[str] | None, alias: str = "") -> tuple[str, list]:
+    """A SQL condition (and its parameter) limiting rows to the scope's checksums."""
+    if scope is None:
+        return "TRUE", []
+    return f"list_contains($1, {alias}checksum)", [scope or [""]]
+
+
 @asset_check(
     asset=probe,
     description="One probe row per partition (except files recorded in"
@@ -48,13 +82,20 @@ def probe_one_row_per_partition(
     context: AssetCheckExecutionContext, storage: DamStorage
 ) -> AssetCheckResult:
     store = storage.store()
-    keys = _partitions(context)
+    scope = _scope(context)
+    keys = _partitions(context) if scope is None else scope
+    where, params = _where(scope)
     counts = {
         r["checksum"]: r["n"]
-        for r in store.sql("SELECT checksum, count(*) n FROM probe GROUP BY ALL").to_pylist()
+        for r in store.sql(
+            f"SELECT checksum, count(*) n FROM probe WHERE {where} GROUP BY ALL", params
+        ).to_pylist()
     }
     failed = set(
-        store.sql("SELECT DISTINCT checksum FROM ingest_errors WHERE stage = 'probe'")
+        store.sql(
+            f"SELECT DISTINCT checksum FROM ingest_errors WHERE stage = 'probe' AND {where}",
+            params,
+        )
         .column("checksum")
         .to_pylist()
     )
@@ -77,7 +118,12 @@ def _materialized(context: AssetCheckExecutionContext, key, keys: list[str]) -> 
     description="Every thumbnail, sprite and index file in the table exists on disk.",
 )
 def thumbnail_files_exist(context: AssetCheckExecutionContext, storage: DamStorage):
-    rows = storage.store().sql("SELECT DISTINCT checksum, path FROM thumbnails").to_pylist()
+    where, params = _where(_scope(context))
+    rows = (
+        storage.store()
+        .sql(f"SELECT DISTINCT checksum, path FROM thumbnails WHERE {where}", params)
+        .to_pylist()
+    )
     bad = sorted({r["checksum"] for r in rows if not Path(r["path"]).is_file()})
     return _result(bad, len(rows), "thumbnail files present")
 
@@ -88,12 +134,14 @@ def thumbnail_files_exist(context: AssetCheckExecutionContext, storage: DamStora
     " without gaps and end at the video's duration (within a frame).",
 )
 def scenes_cover_duration(context: AssetCheckExecutionContext, storage: DamStorage):
+    where, params = _where(_scope(context), "s.")
     rows = (
         storage.store()
         .sql(
             "SELECT s.checksum, min(s.start_s) first, max(s.end_s) last, sum(s.duration_s) total,"
             " any_value(s.fps) fps, any_value(p.duration_s) duration"
-            " FROM scenes s JOIN probe p USING (checksum) GROUP BY s.checksum"
+            f" FROM scenes s JOIN probe p USING (checksum) WHERE {where} GROUP BY s.checksum",
+            params,
         )
         .to_pylist()
     )
@@ -116,17 +164,22 @@ def scenes_cover_duration(context: AssetCheckExecutionContext, storage: DamStora
 )
 def transcript_for_every_file_with_audio(context: AssetCheckExecutionContext, storage: DamStorage):
     store = storage.store()
+    scope = _scope(context)
+    where, params = _where(scope, "p.")
     missing = (
         store.sql(
             "SELECT p.checksum FROM probe p LEFT JOIN transcripts t USING (checksum)"
-            " WHERE p.audio_streams > 0 AND t.checksum IS NULL AND p.checksum NOT IN"
-            " (SELECT checksum FROM ingest_errors WHERE stage = 'transcripts')"
+            f" WHERE {where} AND p.audio_streams > 0 AND t.checksum IS NULL AND p.checksum NOT IN"
+            " (SELECT checksum FROM ingest_errors WHERE stage = 'transcripts')",
+            params,
         )
         .column("checksum")
         .to_pylist()
     )
+    where, params = _where(scope)
     captions = store.sql(
-        "SELECT checksum, vtt_path, srt_path FROM transcripts WHERE segments > 0"
+        f"SELECT checksum, vtt_path, srt_path FROM transcripts WHERE segments > 0 AND {where}",
+        params,
     ).to_pylist()
     no_files = [
         r["checksum"]
@@ -143,13 +196,17 @@ def transcript_for_every_file_with_audio(context: AssetCheckExecutionContext, st
 )
 def vectors_match_catalog(context: AssetCheckExecutionContext, storage: DamStorage):
     store = storage.store()
+    scope = _scope(context)
+    where, params = _where(scope)
     catalog = {
         (r["checksum"], round(r["time_s"], 3), r["model_id"])
-        for r in store.sql("SELECT checksum, time_s, model_id FROM clip_frames").to_pylist()
+        for r in store.sql(
+            f"SELECT checksum, time_s, model_id FROM clip_frames WHERE {where}", params
+        ).to_pylist()
     }
     lance = {
         (r["checksum"], round(r["time_s"], 3), r["model_id"])
-        for r in store.vectors.rows(("checksum", "time_s", "model_id")).to_pylist()
+        for r in store.vectors.rows(("checksum", "time_s", "model_id"), scope).to_pylist()
     }
     bad = sorted({k[0] for k in catalog ^ lance})
     return _result(bad, len(catalog), "vectors == catalog rows")
@@ -163,8 +220,11 @@ def segments_have_rig_and_start(context: AssetCheckExecutionContext, storage: Da
     from .rigs import load_rigs
 
     rigs = {r.name for r in load_rigs().rigs}
+    where, params = _where(_scope(context))
     rows = (
-        storage.store().sql("SELECT checksum, rig, capture_start FROM capture_segments").to_pylist()
+        storage.store()
+        .sql(f"SELECT checksum, rig, capture_start FROM capture_segments WHERE {where}", params)
+        .to_pylist()
     )
     bad = sorted(
         {r["checksum"] for r in rows if r["rig"] not in rigs or r["capture_start"] is None}
@@ -194,10 +254,15 @@ def sessions_reference_existing_partitions(
 )
 def faces_match_vectors_and_crops(context: AssetCheckExecutionContext, storage: DamStorage):
     store = storage.store()
-    rows = store.sql("SELECT checksum, face_id, track_id, crop FROM faces").to_pylist()
-    tracks = store.sql("SELECT checksum, track_id FROM face_tracks").to_pylist()
-    lance_faces = {r["row_id"] for r in store.face_vectors.rows(("row_id",)).to_pylist()}
-    lance_tracks = {r["row_id"] for r in store.track_vectors.rows(("row_id",)).to_pylist()}
+    scope = _scope(context)
+    where, params = _where(scope)
+    rows = store.sql(
+        f"SELECT checksum, face_id, track_id, crop FROM faces WHERE {where}", params
+    ).to_pylist()
+    tracks = store.sql(f"SELECT checksum, track_id FROM face_tracks WHERE {where}", params)
+    tracks = tracks.to_pylist()
+    lance_faces = {r["row_id"] for r in store.face_vectors.rows(("row_id",), scope).to_pylist()}
+    lance_tracks = {r["row_id"] for r in store.track_vectors.rows(("row_id",), scope).to_pylist()}
     track_ids = {t["track_id"] for t in tracks}
     bad = {r["checksum"] for r in rows if r["face_id"] not in lance_faces}
     bad |= {r["checksum"] for r in rows if r["track_id"] and r["track_id"] not in track_ids}
@@ -237,3 +302,11 @@ CHECKS = [
     segments_have_rig_and_start,
     sessions_reference_existing_partitions,
 ]
+
+
+# The whole library, nightly: the checks that runs make look only at their own partitions.
+check_library = define_asset_job(
+    "check_library",
+    selection=AssetSelection.checks(*CHECKS),
+    description="Every asset check over the whole library (runs check only their partitions).",
+)

@@ -194,9 +194,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"Indexed {len(outcome.indexed)} new file(s) in {len(outcome.runs)} run(s);"
         f" {outcome.already} already indexed; {error_rows.num_rows} problem(s)."
     )
+    if outcome.per_asset and outcome.runs:
+        print_table(
+            pa.Table.from_pylist(
+                [{k: v for k, v in r.items() if k != "why"} for r in outcome.per_asset]
+            )
+        )
+    for row in outcome.per_asset:
+        if row["why"]:
+            print(f"{row['asset']}: {row['skipped']} file(s) wait for a model: {row['why']}")
     if error_rows.num_rows:
         print_table(error_rows, max_width=100)
-    if outcome.failed_runs:
+    if outcome.failed_runs and not (outcome.file_errors or error_rows.num_rows):
         _say(
             f"{len(outcome.failed_runs)} run(s) failed: "
             + ", ".join(outcome.failed_runs)

@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from .checks import CHECKS
+from .checks import CHECKS, check_library
 from .distributed import index_media_celery_job
 from .jobs import (
     LIBRARY_ASSETS,
@@ -21,7 +21,7 @@ from .resources import (
     SceneDetectionConfig,
     WhisperConfig,
 )
-from .schedules import nightly, nightly_compaction, nightly_face_recluster
+from .schedules import nightly, nightly_checks, nightly_compaction, nightly_face_recluster
 from .sensors import media_storage_sensor
 
 defs = Definitions(
@@ -34,9 +34,10 @@ defs = Definitions(
         face_clusters_job,
         maintain_lake,
         hash_large_files,
+        check_library,
     ],
     sensors=[media_storage_sensor],
-    schedules=[nightly, nightly_face_recluster, nightly_compaction],
+    schedules=[nightly, nightly_face_recluster, nightly_compaction, nightly_checks],
     resources={
         "storage": DamStorage(),
         "discovery": MediaDiscovery(),

@@ -19,6 +19,7 @@ from . import settings
 from .assets.batch import TRANSIENT
 from .jobs import MEDIA_ASSETS
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from .planning import ORDER, errors_by_stage, lacking, materialized, plan_runs, unavailable
 from .runs import contiguous_batches, range_tags
 from .storage import TABLES, Store
 
@@ -27,10 +28,12 @@ COMPACT_WHEN_UNITS_OVER = 500
 
 @dataclass
 class IndexOutcome:
-    indexed: list[str] = field(default_factory=list)
+    indexed: list[str] = field(default_factory=list)  # every asset done (or waiting for a model)
     already: int = 0
     runs: list[str] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
+    per_asset: list[dict] = field(default_factory=list)  # asset, indexed, failed, skipped, why
+    file_errors: int = 0
 
     def record(self, run: tuple[str, bool]) -> bool:
         run_id, ok = run
@@ -91,6 +94,11 @@ def _execute(
 ) -> tuple[str, bool]:
     """One in-process run of a job of the code location: (run id, succeeded). The console shows
     only `log_level` and above; the full log is in the instance (UI)."""
+    result = _run(instance, job_name, log_level, source, **kwargs)
+    return result.run_id, result.success
+
+
+def _run(instance: DagsterInstance, job_name: str, log_level: str, source: str, **kwargs):
     from .definitions import defs  # the code location, loaded only when running
 
     run_config = kwargs.pop("run_config", {})
@@ -101,7 +109,7 @@ def _execute(
         run_config={**run_config, "loggers": {"console": {"config": {"log_level": log_level}}}},
         **kwargs,
     )
-    return result.run_id, result.success
+    return result
 
 
 def unindexed(
@@ -117,7 +125,7 @@ def unindexed(
     todo: set[str] = set()
     gone: set[str] = set()
     if store is not None and checksums:
-        gone = set(_gone_for_good(store, checksums, retention_days))
+        gone = set(gone_for_good(store, checksums, retention_days))
         retry = store.sql(
             "SELECT DISTINCT checksum FROM ingest_errors WHERE stage <> 'discovery'"
             " AND list_contains($1, error_type) AND list_contains($2, checksum)",
@@ -136,7 +144,7 @@ def unindexed(
 GONE = "SourceGone"
 
 
-def _gone_for_good(
+def gone_for_good(
     store: Store, checksums: Sequence[str], retention_days: float | None
 ) -> list[str]:
     """Content with no copy seen for longer than the retention. Its `SourceMissing` errors
@@ -211,6 +219,9 @@ def downstream_media_assets(assets_def) -> list:
     return [a for a in MEDIA_ASSETS if a.key in chosen]
 
 
+MAX_ROUNDS = 4  # a step that failed for some files leaves the steps after it to a next round
+
+
 def index_partitions(
     checksums: Sequence[str],
     store: Store,
@@ -220,34 +231,57 @@ def index_partitions(
     log_level: str = "ERROR",
     rig_checksums: Sequence[str] = (),
 ) -> IndexOutcome:
-    """Add missing partitions, then run `index_media` over those not yet materialized. The
-    console shows only `log_level` and above; the run's full log is in the instance (UI)."""
+    """Add missing partitions, then run, per batch, only the assets each file lacks
+    (planning.py), in rounds: a step that failed for some files ran for the others, and the
+    steps after it run for those in the next round. Nothing is tried twice in one call. The
+    console shows only `log_level` and above; the runs' full logs are in the instance (UI)."""
     instance = instance or DagsterInstance.get()
     outcome = IndexOutcome()
     existing = set(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
     new = [k for k in checksums if k not in existing]
     if new:
         instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, new)
-    todo = unindexed(instance, checksums, store) if checksums else []
-    outcome.already = len(checksums) - len(todo)
+    gone = set(gone_for_good(store, checksums, None)) if checksums else set()
+    keys = [k for k in dict.fromkeys(checksums) if k not in gone]
     ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
-    batches = contiguous_batches(todo, ordered, batch_size)
+    attempted: set[tuple[str, str]] = set()
+    first_plan: set[str] = set()
     started = time.monotonic()
-    for i, batch in enumerate(batches, 1):
-        t0 = time.monotonic()
-        say(f"[{i}/{len(batches)}] indexing {len(batch)} file(s)…")
-        run = _execute(instance, "index_media", log_level, "dam ingest", tags=range_tags(batch))
-        if outcome.record(run):
-            outcome.indexed.extend(batch)
-        done = sum(len(b) for b in batches[:i])
-        elapsed = time.monotonic() - started
-        eta = elapsed / done * (len(todo) - done)
-        say(
-            f"    run {run[0][:8]} {'ok' if run[1] else 'FAILED'} in"
-            f" {time.monotonic() - t0:.1f}s; {done}/{len(todo)} files, about {eta:.0f}s left"
+    for round_no in range(MAX_ROUNDS):
+        off = unavailable(store)
+        plan = lacking(
+            instance, keys, store, retry_access=True, unavailable=off, attempted=attempted
         )
+        if round_no == 0:
+            outcome.already = len(keys) - len(plan)
+            first_plan = set(plan)
+        runs = plan_runs(plan, ordered, batch_size)
+        if not runs:
+            break
+        for i, planned in enumerate(runs, 1):
+            t0 = time.monotonic()
+            what = "every asset" if planned.selection is None else ", ".join(planned.assets)
+            say(f"[{i}/{len(runs)}] {len(planned.keys)} file(s): {what}…")
+            result = _run(
+                instance,
+                "index_media",
+                log_level,
+                "dam ingest",
+                tags=range_tags(planned.keys),
+                asset_selection=planned.selection,
+            )
+            ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+            attempted |= {(a, k) for a in planned.assets if a in ran for k in planned.keys}
+            outcome.record((result.run_id, result.success))
+            say(
+                f"    run {result.run_id[:8]} {'ok' if result.success else 'had failures'} in"
+                f" {time.monotonic() - t0:.1f}s ({time.monotonic() - started:.0f}s so far)"
+            )
+    _summarize(instance, store, keys, outcome)
+    if keys:
+        outcome.indexed = [k for k in outcome.indexed if k in first_plan]  # new this time
     # `dam ingest --rig`: files indexed before now belong to a rig; new ones just got theirs
-    rig_again = [c for c in rig_checksums if c not in set(outcome.indexed)]
+    rig_again = [c for c in rig_checksums if c in existing]
     if rig_again:
         ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
         for batch in contiguous_batches(rig_again, ordered, batch_size):
@@ -288,3 +322,29 @@ def cluster_faces(
     """One `cluster_faces` run (incremental, or a full re-cluster) through the instance."""
     config = {"ops": {"face_clusters": {"config": {"recluster": recluster}}}}
     return _execute(instance, "cluster_faces", log_level, source, run_config=config)
+
+
+def _summarize(instance: DagsterInstance, store: Store, keys: list[str], outcome) -> None:
+    """Per asset: how many of these files it indexed, how many failed (ingest_errors says
+    why), how many wait for its model (and what to install), how many wait on an earlier
+    asset."""
+    done = materialized(instance, keys)
+    errors = errors_by_stage(store, keys)
+    off = unavailable(store)
+    complete = set(keys)
+    for name in ORDER:
+        failed = set(errors.get(name, {})) - done[name]
+        skipped = set(keys) - done[name] - failed if name in off else set()
+        outcome.per_asset.append(
+            {
+                "asset": name,
+                "indexed": len(done[name]),
+                "failed": len(failed),
+                "skipped": len(skipped),
+                "waiting": len(set(keys) - done[name] - failed - skipped),
+                "why": off.get(name, ""),
+            }
+        )
+        outcome.file_errors += len(failed)
+        complete &= done[name] | skipped
+    outcome.indexed = [k for k in keys if k in complete]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # Dagster's documented run tags for a partition range.
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
 
 
 def range_tags(batch: Sequence[str]) -> dict[str, str]:

@@ -15,9 +15,10 @@ from dagster import (
 
 from .jobs import MEDIA_ASSETS, face_clusters_job, index_media_job, maintain_lake
 from .partitions import MEDIA_PARTITIONS_NAME
+from .planning import lacking, plan_runs, unavailable
 from .resources import DamStorage
-from .runner import downstream_media_assets, outdated_partitions, unindexed
-from .runs import contiguous_batches, range_tags
+from .runner import gone_for_good, outdated_partitions
+from .runs import range_tags
 
 NIGHTLY_BATCH = 50
 
@@ -36,40 +37,42 @@ def _local_timezone() -> str:
     execution_timezone=_local_timezone(),
     job=index_media_job,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Re-runs, in batches, every partition some asset has not materialized (new,"
-    " failed, killed) or could not read (share offline, permission), and re-materializes"
-    " partitions made by an older code version of an asset (that asset and its dependents)."
-    " With nothing to do it requests nothing. Compaction runs at 03:30.",
+    description="Runs, per batch, exactly the assets each partition lacks: not materialized"
+    " (new, killed, or a file that could not be read: share offline, permission), or made by"
+    " an older code version (that asset and its dependents). Files whose content failed wait"
+    " until they change; assets whose model is not installed wait for it. With nothing to do"
+    " it requests nothing. Compaction runs at 03:30.",
 )
 def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
     store = storage.store()
-    store.refresh_catalog()
     keys = list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
-    todo = unindexed(context.instance, keys, store) if keys else []
+    if not keys:
+        return SkipReason("no partitions yet")
+    gone = set(gone_for_good(store, keys, None))
+    keys = [k for k in keys if k not in gone]
+    # made by an older code version (code, model or parameters): that asset and what depends
+    # on it are to do again, for those partitions
+    outdated = {
+        a.key.to_user_string(): set(outdated_partitions(context.instance, a, keys))
+        for a in MEDIA_ASSETS
+    }
+    plan = lacking(
+        context.instance,
+        keys,
+        store,
+        retry_access=True,
+        unavailable=unavailable(store),
+        outdated=outdated,
+    )
     day = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%d")
-    requests = [
-        RunRequest(
-            run_key=f"nightly-{day}-{i}", tags={**range_tags(batch), "dam/source": "nightly"}
+    requests = []
+    for i, planned in enumerate(plan_runs(plan, keys, NIGHTLY_BATCH)):
+        tags = {**range_tags(planned.keys), "dam/source": "nightly"}
+        if any(planned.keys[0] in outdated[a] for a in planned.assets):
+            tags["dam/outdated"] = "1"
+        requests.append(
+            RunRequest(run_key=f"nightly-{day}-{i}", asset_selection=planned.selection, tags=tags)
         )
-        for i, batch in enumerate(contiguous_batches(todo, keys, NIGHTLY_BATCH))
-    ]
-    # Made by an older code version (code, model or parameters changed): re-run exactly that
-    # asset and what depends on it, for those partitions.
-    pending = set(todo)
-    for assets_def in MEDIA_ASSETS:
-        outdated = [
-            k for k in outdated_partitions(context.instance, assets_def, keys) if k not in pending
-        ]
-        pending |= set(outdated)  # one run per partition, for the most upstream change
-        selection = [a.key for a in downstream_media_assets(assets_def)]
-        for i, batch in enumerate(contiguous_batches(outdated, keys, NIGHTLY_BATCH)):
-            requests.append(
-                RunRequest(
-                    run_key=f"nightly-{day}-{assets_def.key.to_python_identifier()}-{i}",
-                    asset_selection=selection,
-                    tags={**range_tags(batch), "dam/source": "nightly", "dam/outdated": "1"},
-                )
-            )
     if not requests:
         return SkipReason(f"all {len(keys)} partitions are materialized and current")
     return requests
@@ -98,4 +101,16 @@ nightly_compaction = ScheduleDefinition(
     execution_timezone=_local_timezone(),
     default_status=DefaultScheduleStatus.RUNNING,
     description="Merge small per-partition Parquet files so catalog queries stay fast.",
+)
+
+
+# The whole library, after compaction: the checks that index runs make look only at their own
+# partitions (so ingest costs what its runs cost); this pass catches damage done outside runs.
+nightly_checks = ScheduleDefinition(
+    name="nightly_checks",
+    job_name="check_library",
+    cron_schedule=os.environ.get("DAM_CHECKS_CRON", "0 4 * * *"),
+    execution_timezone=_local_timezone(),
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every asset check over the whole library.",
 )

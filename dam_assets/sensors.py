@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import time
+from datetime import UTC, datetime
 
 from dagster import (
     DagsterRunStatus,
@@ -16,9 +17,11 @@ from dagster import (
     sensor,
 )
 
+from .assets.probe import PARTITIONS_PER_RUN
 from .discovery import scan
 from .jobs import capture_sessions_job, face_clusters_job, hash_large_files, index_media_job
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from .planning import lacking, plan_runs, unavailable
 from .resources import DamStorage, MediaDiscovery
 from .rigs import load_rigs
 from .runner import reap_orphaned_runs
@@ -108,14 +111,19 @@ def media_storage_sensor(
         context.log.warning(f"watched root skipped: {safe_text(skipped)}")
     hashing = _hash_requests(report.deferred)
     if not new:
-        follow_up = hashing + [
-            r
-            for r in (
-                _sessions_request(context, store, next_cursor),
-                _people_request(store, next_cursor),
-            )
-            if r
-        ]
+        lacking_runs = [] if outstanding else _lacking_requests(context, store, next_cursor, cursor)
+        follow_up = (
+            hashing
+            + lacking_runs
+            + [
+                r
+                for r in (
+                    _sessions_request(context, store, next_cursor),
+                    _people_request(store, next_cursor),
+                )
+                if r
+            ]
+        )
         if follow_up:
             return SensorResult(run_requests=follow_up, cursor=json.dumps(next_cursor))
         context.update_cursor(json.dumps(next_cursor))
@@ -125,6 +133,50 @@ def media_storage_sensor(
         dynamic_partitions_requests=[media_partitions.build_add_request(new)],
         cursor=json.dumps(next_cursor),
     )
+
+
+FOLLOW_UP_EVERY_S = 300.0
+
+
+def _lacking_requests(
+    context: SensorEvaluationContext, store, next_cursor: dict, cursor: dict
+) -> list[RunRequest]:
+    """Runs of what files still lack once their index runs are over: the steps after one
+    that failed for some files of a batch, or an asset whose model was installed since
+    (planning.py). Looked at when index runs finished since the last look, else every five
+    minutes. Files whose content failed, or that could not be read, are the nightly run's."""
+    last = float(cursor.get("lacking_at") or 0.0)
+    next_cursor["lacking_at"] = last
+    finished = context.instance.get_runs_count(
+        RunsFilter(
+            job_name=index_media_job.name,
+            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
+            updated_after=datetime.fromtimestamp(last, UTC),
+        )
+    )
+    if not finished and time.time() - last < FOLLOW_UP_EVERY_S:
+        return []
+    next_cursor["lacking_at"] = time.time()
+    keys = list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    plan = lacking(
+        context.instance, keys, store, retry_access=False, unavailable=unavailable(store)
+    )
+    hour = int(time.time() // 3600)
+    requests = []
+    for planned in plan_runs(plan, keys, PARTITIONS_PER_RUN):
+        ident = f"{','.join(planned.assets)}:{planned.keys[0]}:{planned.keys[-1]}"
+        digest = hashlib.blake2s(ident.encode()).hexdigest()[:16]
+        requests.append(
+            RunRequest(
+                run_key=f"lacking:{digest}:{hour}",  # the same gap is asked for once an hour
+                job_name=index_media_job.name,
+                asset_selection=planned.selection,
+                tags={**range_tags(planned.keys), "dam/source": "sensor follow-up"},
+            )
+        )
+    if requests:
+        context.log.info(f"{len(plan)} file(s) lack some assets: {len(requests)} run(s)")
+    return requests
 
 
 HASH_FILES_PER_RUN = 20

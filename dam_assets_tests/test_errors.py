@@ -65,6 +65,14 @@ def indexed(instance, store, tmp_path, library):
     return {f.name: (str(f), by_name[f.name]) for f in files}
 
 
+def failed_only(instance, result, failed: list[str], keys: list[str]) -> bool:
+    """The run failed, for exactly the `failed` files: Dagster shows those partitions FAILED
+    and the others of the run MATERIALIZED."""
+    status = instance.get_status_by_partition(AssetKey("probe"), keys, media_partitions)
+    wanted = {k: "FAILED" if k in failed else "MATERIALIZED" for k in keys}
+    return not result.success and {k: v.value for k, v in status.items()} == wanted
+
+
 def probe_run(instance, keys):
     return defs.resolve_job_def("index_media").execute_in_process(
         instance=instance,
@@ -117,7 +125,7 @@ def test_share_errors_keep_rows_and_are_retried(instance, store, indexed, code, 
     path, checksum = indexed["bars_h264.mp4"]
     with pytest.MonkeyPatch.context() as share_down:
         fail_open(share_down, path, lambda p: pyav_error(code, p))
-        assert probe_run(instance, [checksum]).success
+        assert failed_only(instance, probe_run(instance, [checksum]), [checksum], [checksum])
     recorded = error_of(store, checksum)
     assert recorded and recorded[0] == error_type, recorded
     assert "tried again later" in recorded[1]
@@ -164,7 +172,7 @@ def test_error_mid_read_is_not_a_default_rotation(tmp_path, monkeypatch):
 def test_out_of_memory_keeps_rows(instance, store, indexed, monkeypatch):
     path, checksum = indexed["bars_h264.mp4"]
     fail_open(monkeypatch, path, lambda p: pyav_error(errno.ENOMEM, p))
-    assert probe_run(instance, [checksum]).success
+    assert failed_only(instance, probe_run(instance, [checksum]), [checksum], [checksum])
     assert error_of(store, checksum)[0] == "OutOfMemory"
     assert rows(store, checksum) == 1
     assert unindexed(instance, [checksum], store) == [checksum]
@@ -184,7 +192,8 @@ def test_bad_content_twice_clears_rows(instance, store, indexed, monkeypatch):
     path, checksum = indexed["bars_h264.mp4"]
     other_path, other = indexed["tone.m4a"]
     opened = fail_open(monkeypatch, path, invalid_data)
-    assert probe_run(instance, [checksum, other]).success
+    run = probe_run(instance, [checksum, other])
+    assert failed_only(instance, run, [checksum], [checksum, other])
     assert opened.count(path) == 2 and opened.count(other_path) == 1
     assert error_of(store, checksum)[0] == "Corrupt"
     assert rows(store, checksum) == 0  # confirmed bad: its old rows go
@@ -236,7 +245,7 @@ def test_content_gone_for_good_stops_being_retried(instance, store, indexed, tmp
     moved = Path(path).rename(tmp_path / "elsewhere.mp4")
     month_ago = time.time() - 31 * 86400
     scan([Path(path).parent], store, settle_seconds=0, now=month_ago)  # marked missing 31 days ago
-    assert probe_run(instance, [checksum]).success
+    assert failed_only(instance, probe_run(instance, [checksum]), [checksum], [checksum])
     assert error_of(store, checksum)[0] == "SourceMissing"
     assert unindexed(instance, [checksum], store, retention_days=60) == [checksum]
 
@@ -278,7 +287,7 @@ def test_a_hung_read_fails_only_that_file(instance, store, indexed, tmp_path, mo
     finally:
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # free the abandoned reader
         runner.join(30)
-    assert result and result[0].success
+    assert result and failed_only(instance, result[0], [checksum], [checksum, other])
     error_type, message = error_of(store, checksum)
     assert error_type == "ReadTimeout"
     assert "= 1s + 0.5s per second of its 3s of media" in message  # 2.5s

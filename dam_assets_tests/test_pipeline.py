@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from dagster import SensorResult, SkipReason
+from dagster import AssetKey, SensorResult, SkipReason
 
 from dam_assets.definitions import defs
 from dam_assets.discovery import scan
@@ -75,7 +75,9 @@ def test_index_is_idempotent_and_records_bad_files(instance, store, watched, bad
         copy_settled(path, watched / "bad" / path.name)
     report = scan([watched], store, settle_seconds=0)
     outcome = index_partitions(report.checksums, store, batch_size=4, instance=instance, say=str)
-    assert len(outcome.runs) == 3 and not outcome.failed_runs
+    # runs of four: those holding a bad file fail (for it), and follow-up runs do the steps
+    # after probe for the good files of those batches
+    assert outcome.failed_runs and len(outcome.indexed) == 6 and outcome.file_errors == 3
     snapshot = {t: store.sql(f"SELECT * FROM {t} ORDER BY ALL") for t in ("streams", "thumbnails")}
     probe_rows = store.sql("SELECT * EXCLUDE (probed_at) FROM probe ORDER BY checksum")
 
@@ -108,7 +110,7 @@ def test_index_is_idempotent_and_records_bad_files(instance, store, watched, bad
     # Forcing the same partitions again replaces rows instead of duplicating them.
     job = defs.resolve_job_def("index_media")
     ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
-    for batch in contiguous_batches(report.checksums, ordered, 50):
+    for batch in contiguous_batches(outcome.indexed, ordered, 50):  # the good files
         tags = {RANGE_START_TAG: batch[0], RANGE_END_TAG: batch[-1]}
         assert job.execute_in_process(instance=instance, tags=tags).success
     for table, before in snapshot.items():
@@ -179,7 +181,7 @@ def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, librar
     assert info.value.error_type == "SourceChanged"
     # the run records it as retryable: rows stay, `dam ingest` tries again
     outcome = index_partitions(report.checksums, store, instance=instance, say=str)
-    assert not outcome.failed_runs
+    assert outcome.failed_runs and outcome.indexed == []  # failed for this file, not judged
     errors = store.sql("SELECT stage, error_type FROM ingest_errors WHERE checksum = ?", [checksum])
     assert ("probe", "SourceChanged") in [tuple(r.values()) for r in errors.to_pylist()]
     from dam_assets.runner import unindexed
@@ -209,14 +211,23 @@ def test_asset_checks_pass_then_name_the_broken_partition(instance, store, watch
         "SELECT checksum, path FROM thumbnails WHERE kind = 'poster'"
     ).to_pylist()
     Path(poster["path"]).unlink()  # damage outside any run
-    from dagster import build_asset_check_context
-
-    from dam_assets.checks import thumbnail_files_exist
-
-    storage = DamStorage(data_dir=str(store.data_dir))
-    context = build_asset_check_context(instance=instance)
-    failing = thumbnail_files_exist(context, storage)
-    assert not failing.passed and failing.metadata["partitions"].value == poster["checksum"]
+    # A run's checks look at its own partitions only (a library's ingest must not cost the
+    # square of its size): a run of the other files passes ...
+    others = [k for k in report.checksums if k != poster["checksum"]]
+    ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
+    for batch in contiguous_batches(others, ordered, 50):
+        rerun = job.execute_in_process(
+            instance=instance, tags=range_tags(batch), asset_selection=[AssetKey("thumbnails")]
+        )
+        [check] = rerun.get_asset_check_evaluations()
+        assert check.passed and check.metadata["checked"].value <= len(batch) * 4
+    # ... and the nightly whole-library pass names the damaged file.
+    library = defs.resolve_job_def("check_library").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    failing = {e.check_name: e for e in library.get_asset_check_evaluations()}
+    thumbs = failing["thumbnail_files_exist"]
+    assert not thumbs.passed and thumbs.metadata["partitions"].value == poster["checksum"]
 
 
 def test_nightly_reruns_what_is_missing_then_nothing(

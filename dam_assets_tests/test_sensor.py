@@ -145,3 +145,37 @@ def test_a_file_too_large_for_a_tick_is_hashed_by_a_run(instance, data_dir, tmp_
     [add] = second.dynamic_partitions_requests
     assert add.partition_keys == [blake3.blake3(big.read_bytes()).hexdigest()]
     assert not [r for r in second.run_requests if r.job_name == "hash_large_files"]
+
+
+def test_sensor_follows_up_with_only_what_files_lack(
+    instance, data_dir, tmp_path, library, bad_files
+):
+    """A corrupt file in a batch fails `probe` for itself; the steps after probe did not run
+    for the batch. Once the run is over, the next tick asks for exactly those steps, for the
+    good files only; after them, nothing more."""
+    from dam_assets.definitions import defs
+
+    root = tmp_path / "w"
+    for name in ("h264", "audio"):
+        copy_settled(library[name], root / library[name].name)
+    copy_settled(bad_files["corrupt"], root / "junk.mkv")
+    first, _ = sensor_tick(instance, data_dir, root)
+    keys = list(first.dynamic_partitions_requests[0].partition_keys)
+    instance.add_dynamic_partitions("media", keys)
+    job = defs.resolve_job_def("index_media")
+    [request] = first.run_requests
+    assert not job.execute_in_process(
+        instance=instance, tags=request.tags, raise_on_error=False
+    ).success
+    second, _ = sensor_tick(instance, data_dir, root, cursor=first.cursor)
+    follow = [r for r in second.run_requests if r.job_name == "index_media"]
+    assert follow, second
+    for r in follow:
+        assert "probe" not in {k.to_user_string() for k in r.asset_selection}
+        assert job.execute_in_process(
+            instance=instance, tags=r.tags, asset_selection=r.asset_selection
+        ).success
+    third, _ = sensor_tick(instance, data_dir, root, cursor=second.cursor)
+    assert not [
+        r for r in getattr(third, "run_requests", None) or [] if r.job_name == "index_media"
+    ]

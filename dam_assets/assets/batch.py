@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagster import AssetExecutionContext, AssetObservation, Failure, MetadataValue
+from dagster import AssetExecutionContext, Failure, MetadataValue
 
 from .. import settings
 from ..media.errors import ACCESS_ERRORS, MediaError
@@ -38,7 +38,14 @@ Work = Callable[[str, str], dict | None]
 class BatchOutcome:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, dict] = field(default_factory=dict)  # per-file metadata for the UI
     seconds: float = 0.0
+
+    def fail(self, key: str, message: str) -> None:
+        if key in self.done:
+            self.done.remove(key)
+        self.meta.pop(key, None)
+        self.failed[key] = message
 
     def metadata(self) -> dict:
         meta: dict = {
@@ -64,7 +71,7 @@ def run_per_partition(
     on_failure: Callable[[str], None] | None = None,
 ) -> BatchOutcome:
     """Call `work` for each partition; record failures in `ingest_errors` (with a message for
-    people), clear them on success, log progress, and observe each partition's metadata.
+    people), clear them on success, log progress, and keep each partition's metadata.
     `on_failure(key)` drops a file's old rows once its content is known to be bad."""
     outcome = BatchOutcome()
     started = last_log = time.monotonic()
@@ -78,9 +85,7 @@ def run_per_partition(
                 store.clear_stage_error(stage, key)
                 outcome.done.append(key)
                 if meta:
-                    context.log_event(
-                        AssetObservation(asset_key=context.asset_key, partition=key, metadata=meta)
-                    )
+                    outcome.meta[key] = meta
             else:
                 if verdict.kind == "content" and on_failure:
                     on_failure(key)  # the content itself is bad (twice): drop its old rows

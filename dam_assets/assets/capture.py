@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..storage.paths import display_path
 from ..storage.schemas import CAPTURE_SEGMENTS, CAPTURE_SESSIONS, CAPTURE_SYNC, rows_to_table
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
+from .results import not_upstream, per_file_results
 
 
 @asset(
@@ -26,11 +28,12 @@ from .probe import PARTITIONS_PER_RUN, probe
     group_name="rigs",
     kinds={"pyav", "parquet"},
     code_version="capture-segments-1",
+    output_required=False,  # per-file results: see results.py
     description="For files of a camera rig (rigs.yaml / `dam ingest --rig`): rig, camera, role,"
     " capture start and its source (timecode, sidecar, creation_time, file name, mtime), start"
     " timecode, duration, audio, GoPro chapters. Files outside any rig get no row.",
 )
-def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> MaterializeResult:
+def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> Iterator:
     store = storage.store()
     rigs = load_rigs()
     keys = list(context.partition_keys)
@@ -96,9 +99,10 @@ def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> Mat
     outcome = run_per_partition(
         context, store, "capture_segments", [k for k in keys if k in probed], work
     )
+    not_upstream(outcome, keys, set(probed), "probe")
     metadata = outcome.metadata()
     metadata.update(segments=found, rigs=len(rigs.rigs))
-    return MaterializeResult(metadata=metadata)
+    yield from per_file_results(context, outcome, metadata)
 
 
 @asset(

@@ -1,8 +1,9 @@
 import hashlib
 import json
+from collections.abc import Iterator
 
 import numpy as np
-from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, asset
 from PIL import Image
 
 from ..media.clip import ClipModel, model_id
@@ -16,6 +17,7 @@ from ..resources.models import clip_settings_from_env
 from ..storage.schemas import CLIP_FRAMES, TAGS, rows_to_table
 from .batch import run_per_partition, visual_inputs
 from .probe import PARTITIONS_PER_RUN
+from .results import not_upstream, per_file_results, skip_for_missing_model
 from .scenes import scenes
 from .thumbnails import thumbnails
 
@@ -45,13 +47,14 @@ def _code_version() -> str:
     kinds={"open-clip", "pytorch", "lancedb"},
     code_version=_code_version(),
     pool="embedding",
+    output_required=False,  # per-file results and model skips: see results.py
     description="CLIP vectors for every scene's keyframe plus a frame every few seconds (seeking,"
     " not decoding everything), batched across the run's files, in LanceDB table `clip_frames`;"
     " zero-shot tags per scene in `tags`.",
 )
 def clip_embeddings(
     context: AssetExecutionContext, storage: DamStorage, clip: ClipConfig
-) -> MaterializeResult:
+) -> Iterator:
     store = storage.store()
     settings = clip.settings()
     keys = list(context.partition_keys)
@@ -59,7 +62,9 @@ def clip_embeddings(
     try:
         model = ClipModel(settings, store.models_dir).load()
     except ModelUnavailable as exc:
-        raise Failure(description=str(exc)) from exc
+        skip_for_missing_model(context, store, str(exc), f"{settings.model}/{settings.pretrained}")
+        return
+    store.clear_skip("clip_embeddings")
 
     frames: dict[str, list[dict]] = {}  # checksum -> frame rows (vector filled in below)
     images: list[Image.Image] = []
@@ -136,8 +141,7 @@ def clip_embeddings(
         if any("vector" not in r for r in frames[key]):
             message = f"the CLIP model failed on this file's frames: {failure[-1]}"
             store.record_stage_error("clip_embeddings", key, None, "EmbeddingError", message)
-            outcome.done.remove(key)
-            outcome.failed[key] = message
+            outcome.fail(key, message)
 
     done = list(outcome.done)
     non_visual = [k for k in probed if k not in visual]
@@ -189,7 +193,8 @@ def clip_embeddings(
         vectors_total=store.vectors.count(model.id),
         index_built=indexed,
     )
-    return MaterializeResult(metadata=metadata)
+    not_upstream(outcome, keys, set(probed), "probe")
+    yield from per_file_results(context, outcome, metadata)
 
 
 def _row(checksum: str, time_s: float, scene_index: int | None, source: str, thumb) -> dict:

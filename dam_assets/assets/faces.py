@@ -1,9 +1,10 @@
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, asset
 from PIL import Image
 
 from ..media.errors import MediaError
@@ -18,6 +19,7 @@ from ..resources.models import face_settings_from_env
 from ..storage.schemas import FACE_TRACKS, FACES, rows_to_table
 from .batch import run_per_partition, visual_inputs
 from .probe import PARTITIONS_PER_RUN, probe
+from .results import not_upstream, per_file_results, skip_for_missing_model
 from .scenes import scenes
 from .thumbnails import thumbnails
 
@@ -50,6 +52,7 @@ def _models_dir():
     kinds={"insightface", "onnx", "lancedb"},
     code_version=_code_version(),
     pool="faces",
+    output_required=False,  # per-file results and model skips: see results.py
     description="Faces (insightface) in frames sampled twice a second plus every scene's"
     " keyframe, filtered by size, score and sharpness, recognised in batches across the run's"
     " files, and linked into tracks (one face through a shot). Tables `faces`, `face_tracks`;"
@@ -57,7 +60,7 @@ def _models_dir():
 )
 def faces(
     context: AssetExecutionContext, storage: DamStorage, face_detection: FaceConfig
-) -> MaterializeResult:
+) -> Iterator:
     store = storage.store()
     settings = face_detection.settings()
     keys = list(context.partition_keys)
@@ -70,7 +73,9 @@ def faces(
         try:
             model = FaceModel(settings, store.models_dir).load()
         except ModelUnavailable as exc:
-            raise Failure(description=str(exc)) from exc
+            skip_for_missing_model(context, store, str(exc), settings.model)
+            return
+    store.clear_skip("faces")
     batcher = FaceBatcher(model) if model else None
     found: dict[str, list[FoundFace]] = {}
     cuts: dict[str, list[float]] = {}
@@ -128,8 +133,7 @@ def faces(
         if any(f.sample.vector.size == 0 for f in found.get(key, [])):
             message = f"the face recognizer failed on this file's faces: {batcher.error}"
             store.record_stage_error("faces", key, None, "RecognizerError", message)
-            outcome.done.remove(key)
-            outcome.failed[key] = message
+            outcome.fail(key, message)
 
     model_id = model.id if model else None
     done = list(outcome.done)
@@ -185,7 +189,8 @@ def faces(
         tracks=track_total,
         faces_per_batch=settings.batch_size,
     )
-    return MaterializeResult(metadata=metadata)
+    not_upstream(outcome, keys, set(probed), "probe")
+    yield from per_file_results(context, outcome, metadata)
 
 
 def _rows(key: str, mine: list[FoundFace], tracks: list, model_id: str | None):

@@ -1,6 +1,7 @@
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
 
 from ..media.probe import probe_file
 from ..partitions import media_partitions
@@ -8,6 +9,7 @@ from ..resources import DamStorage
 from ..storage.paths import display_path, safe_text
 from ..storage.schemas import PROBE, STREAMS, rows_to_table
 from .batch import run_per_partition
+from .results import per_file_results
 
 PARTITIONS_PER_RUN = 50
 
@@ -18,10 +20,11 @@ PARTITIONS_PER_RUN = 50
     group_name="media",
     kinds={"pyav", "parquet"},
     code_version="probe-1",
+    output_required=False,  # per-file results: see results.py
     description="Technical metadata of every file (PyAV): container, streams, colour, HDR, VFR,"
     " rotation, audio layout, subtitles, camera tags. Tables `probe` and `streams`.",
 )
-def probe(context: AssetExecutionContext, storage: DamStorage) -> MaterializeResult:
+def probe(context: AssetExecutionContext, storage: DamStorage) -> Iterator:
     store = storage.store()
     store.refresh_catalog()
     keys = list(context.partition_keys)
@@ -50,7 +53,7 @@ def probe(context: AssetExecutionContext, storage: DamStorage) -> MaterializeRes
     metadata = outcome.metadata()
     if preview:
         metadata["preview"] = MetadataValue.md(_markdown(preview))
-    return MaterializeResult(metadata=metadata)
+    yield from per_file_results(context, outcome, metadata)
 
 
 def _summary(row: dict) -> dict:

@@ -1,7 +1,8 @@
 import json
 import time
+from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, asset
 
 from ..media.scenes import detect_scenes, write_keyframes
 from ..partitions import media_partitions
@@ -10,6 +11,7 @@ from ..resources.models import scene_settings_from_env
 from ..storage.schemas import SCENES, rows_to_table
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
+from .results import not_upstream, per_file_results
 
 
 @asset(
@@ -22,12 +24,13 @@ from .probe import PARTITIONS_PER_RUN, probe
     # existing partitions stale in the UI (and for the nightly re-materialization).
     code_version=f"scenes-1-{scene_settings_from_env().fingerprint()}",
     pool="video_analysis",
+    output_required=False,  # per-file results: see results.py
     description="Scene cuts (PySceneDetect; ContentDetector by default) with start/end time and"
     " frame, and one best-quality keyframe per scene. Table `scenes`; only videos have scenes.",
 )
 def scenes(
     context: AssetExecutionContext, storage: DamStorage, scene_detection: SceneDetectionConfig
-) -> MaterializeResult:
+) -> Iterator:
     store = storage.store()
     settings = scene_detection.settings()
     params = json.dumps(settings.params(), sort_keys=True)
@@ -78,6 +81,7 @@ def scenes(
         store.lake.clear_unit("scenes", checksum)
 
     outcome = run_per_partition(context, store, "scenes", videos, work, on_failure=forget)
+    not_upstream(outcome, keys, set(probed), "probe")
     metadata = outcome.metadata()
     seconds = totals["seconds"] or 1e-9
     metadata.update(
@@ -86,6 +90,6 @@ def scenes(
         params=params,
         frames_per_second=round(totals["frames"] / seconds, 1),
         realtime_factor=round(totals["media_s"] / seconds, 2),
-        skipped_not_video=len(probed) - len(videos),
+        not_video=len(probed) - len(videos),
     )
-    return MaterializeResult(metadata=metadata)
+    yield from per_file_results(context, outcome, metadata)

@@ -1,4 +1,6 @@
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from collections.abc import Iterator
+
+from dagster import AssetExecutionContext, BackfillPolicy, asset
 
 from ..media.thumbnails import image_thumbnails, video_thumbnails
 from ..partitions import media_partitions
@@ -6,6 +8,7 @@ from ..resources import DamStorage
 from ..storage.schemas import THUMBNAILS, rows_to_table
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
+from .results import not_upstream, per_file_results
 
 
 @asset(
@@ -15,11 +18,12 @@ from .probe import PARTITIONS_PER_RUN, probe
     group_name="media",
     kinds={"pyav", "pillow", "parquet"},
     code_version="thumbnails-1",
+    output_required=False,  # per-file results: see results.py
     description="Poster frame picked by a quality score (two sizes) and a scrub sprite sheet with"
     " a WebVTT index, from keyframes only. Files under thumbnails/, rows in `thumbnails`."
     " Audio-only files get none.",
 )
-def thumbnails(context: AssetExecutionContext, storage: DamStorage) -> MaterializeResult:
+def thumbnails(context: AssetExecutionContext, storage: DamStorage) -> Iterator:
     store = storage.store()
     keys = list(context.partition_keys)
     probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
@@ -55,8 +59,7 @@ def thumbnails(context: AssetExecutionContext, storage: DamStorage) -> Materiali
         store.lake.clear_unit("thumbnails", checksum)
 
     outcome = run_per_partition(context, store, "thumbnails", todo, work, on_failure=forget)
+    not_upstream(outcome, keys, set(probed), "probe")
     metadata = outcome.metadata()
-    metadata.update(
-        skipped_unprobed=len(keys) - len(todo), posters=written["poster"], tiles=written["tile"]
-    )
-    return MaterializeResult(metadata=metadata)
+    metadata.update(posters=written["poster"], tiles=written["tile"])
+    yield from per_file_results(context, outcome, metadata)

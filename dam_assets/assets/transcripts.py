@@ -1,8 +1,9 @@
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, asset
 
 from ..media.output import write_text
 from ..media.transcribe import ModelUnavailable, load_whisper, to_srt, to_vtt, transcribe_file
@@ -17,6 +18,7 @@ from ..storage.schemas import (
 )
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
+from .results import not_upstream, per_file_results, skip_for_missing_model
 
 
 @asset(
@@ -27,13 +29,14 @@ from .probe import PARTITIONS_PER_RUN, probe
     kinds={"faster-whisper", "parquet"},
     code_version=f"transcripts-1-{whisper_settings_from_env().fingerprint()}",
     pool="transcription",  # dagster.yaml limits each pool to one step at a time
+    output_required=False,  # per-file results and model skips: see results.py
     description="Speech to text with faster-whisper: segments and words with times, language,"
     " WebVTT/SRT captions under captions/, and the full-text index behind `dam search --text`."
     " Files without audio or with silence get an empty transcript marked as such.",
 )
 def transcripts(
     context: AssetExecutionContext, storage: DamStorage, whisper: WhisperConfig
-) -> MaterializeResult:
+) -> Iterator:
     store = storage.store()
     settings = whisper.settings()
     settings_json = json.dumps(asdict(settings), sort_keys=True)
@@ -81,15 +84,16 @@ def transcripts(
         }
         store.lake.write_unit("transcripts", checksum, rows_to_table(TRANSCRIPTS, [row]))
 
-    for key in set(probed) - set(with_audio):
-        save(key, "no_audio")  # not an error: there is nothing to transcribe
-
     model = None
     if with_audio:
         try:
             model = load_whisper(settings, store.models_dir)
         except ModelUnavailable as exc:
-            raise Failure(description=str(exc)) from exc
+            skip_for_missing_model(context, store, str(exc), settings.model)
+            return
+    store.clear_skip("transcripts")
+    for key in set(probed) - set(with_audio):
+        save(key, "no_audio")  # not an error: there is nothing to transcribe
     totals = {"media_s": 0.0, "seconds": 0.0, "speech_s": 0.0, "languages": set()}
 
     def work(checksum: str, path: str) -> dict:
@@ -113,6 +117,7 @@ def transcripts(
             store.lake.clear_unit(table, checksum)
 
     outcome = run_per_partition(context, store, "transcripts", with_audio, work, on_failure=forget)
+    not_upstream(outcome, keys, set(probed), "probe")
     metadata = outcome.metadata()
     metadata.update(
         model=settings.model,
@@ -121,4 +126,4 @@ def transcripts(
         realtime_factor=round(totals["media_s"] / totals["seconds"], 2) if totals["seconds"] else 0,
         no_audio=len(probed) - len(with_audio),
     )
-    return MaterializeResult(metadata=metadata)
+    yield from per_file_results(context, outcome, metadata)

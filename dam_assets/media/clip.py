@@ -119,6 +119,18 @@ class ClipModel:
         self._preprocess = None
         self._tokenizer = None
 
+    def available(self) -> bool:
+        """Whether `load()` can find the weights here or fetch them, told without loading
+        (the planner of runs asks it for every run it considers)."""
+        if self.settings.model.endswith(".json") and not Path(self.settings.model).is_file():
+            return False
+        try:
+            if local_weights(self.settings, self.models_dir) is not None:
+                return True
+        except ModelUnavailable:
+            return False
+        return hub_reachable()
+
     def load(self) -> ClipModel:
         if self._model is not None:
             return self

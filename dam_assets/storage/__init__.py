@@ -14,11 +14,14 @@ from .lake import Lake
 from .locations import Locations
 from .people import PeopleStore
 from .registry import Registry
-from .schemas import INGEST_ERRORS, TABLES, rows_to_table
+from .schemas import ASSET_SKIPS, INGEST_ERRORS, TABLES, rows_to_table
 from .text_index import TextIndex
 from .vectors import FACE_FIELDS, TRACK_FIELDS, VectorStore
 
 __all__ = ["TABLES", "Lake", "Registry", "Store"]
+
+# the assets that need a model someone installs (they skip, not fail, without it)
+SKIPPABLE = ("transcripts", "clip_embeddings", "faces")
 
 
 class Store:
@@ -120,6 +123,23 @@ class Store:
         self.lake.write_unit(
             "ingest_errors", f"{stage}--{checksum}", rows_to_table(INGEST_ERRORS, [row])
         )
+
+    def record_skip(self, stage: str, model: str, message: str) -> None:
+        """`stage` did nothing: its model is not installed (see assets/results.py)."""
+        row = {"stage": stage, "model": model, "message": message, "since": datetime.now(UTC)}
+        previous = self.lake.read_units("asset_skips", [stage]).to_pylist()
+        if previous and previous[0]["model"] == model:
+            row["since"] = previous[0]["since"]
+        self.lake.write_unit("asset_skips", stage, rows_to_table(ASSET_SKIPS, [row]))
+
+    def clear_skip(self, stage: str) -> None:
+        if self.lake.read_units("asset_skips", [stage]).num_rows:
+            self.lake.delete_unit("asset_skips", stage)
+
+    def skips(self) -> dict[str, dict]:
+        """stage -> its skip row, for every asset waiting for a model."""
+        table = self.lake.read_units("asset_skips", sorted(SKIPPABLE))
+        return {r["stage"]: r for r in table.to_pylist()}
 
     def clear_stage_error(self, stage: str, checksum: str) -> None:
         self.lake.delete_unit("ingest_errors", f"{stage}--{checksum}")

@@ -461,6 +461,21 @@ INGEST_ERRORS = TableSpec(
     description="Files that could not be indexed at some stage, with a message for people.",
 )
 
+ASSET_SKIPS = TableSpec(
+    "asset_skips",
+    pa.schema(
+        [
+            ("stage", pa.string()),  # the asset that did nothing
+            ("model", pa.string()),  # the model it needs
+            ("message", pa.string()),  # what to install, and where
+            ("since", _ts),
+        ]
+    ),
+    compactable=False,
+    description="Assets skipped because their model is not installed, and how to install it;"
+    " their partitions stay missing until it is.",
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -483,6 +498,7 @@ TABLES: dict[str, TableSpec] = {
         MEDIA_FILES,
         FILE_VERSIONS,
         INGEST_ERRORS,
+        ASSET_SKIPS,
     )
 }
 

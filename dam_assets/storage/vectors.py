@@ -135,9 +135,19 @@ class VectorStore:
         where = None if model_id is None else f"model_id IN ({_sql_list([model_id])})"
         return sum(t.count_rows(where) if where else t.count_rows() for t in self._tables())
 
-    def rows(self, columns: Sequence[str] = ("checksum", "time_s", "model_id")) -> pa.Table:
-        """All rows without vectors (for checks and the catalog mirror)."""
-        parts = [t.search().select(list(columns)).limit(None).to_arrow() for t in self._tables()]
+    def rows(
+        self,
+        columns: Sequence[str] = ("checksum", "time_s", "model_id"),
+        checksums: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Rows without vectors (for checks and the catalog mirror): all, or those of some
+        files."""
+        parts = []
+        for table in self._tables():
+            query = table.search()
+            if checksums is not None:
+                query = query.where(f"checksum IN ({_sql_list(list(checksums) or [''])})")
+            parts.append(query.select(list(columns)).limit(None).to_arrow())
         if not parts:
             return pa.table({c: pa.array([], pa.string()) for c in columns})
         return pa.concat_tables(parts)
