@@ -113,3 +113,88 @@ def test_missing_models_are_not_yet_and_reruns_do_only_what_is_missing(tmp_path,
         runs = instance.get_runs()
     selections = [sorted(k.to_user_string() for k in r.asset_selection or []) for r in runs]
     assert selections[0] == ["clip_embeddings", "faces"]  # the last run: only what was missing
+
+
+STALE_QUERY = """
+query Stale($keys: [AssetKeyInput!], $a: String, $b: String) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    a: staleStatus(partition: $a)
+    b: staleStatus(partition: $b)
+  }
+}
+"""
+
+
+def test_staleness_follows_the_settings_a_run_used(tmp_path, library, monkeypatch):
+    """A person re-runs `scenes` for one file with another threshold in the launchpad, and for
+    the other with the configured one: the UI (GraphQL of a real webserver) shows the first
+    file's CLIP frames stale and the other file's fresh. Then they change the configured
+    threshold (DAM_SCENE_THRESHOLD): the nightly run re-makes scenes and what depends on it
+    for every file."""
+    from .webserver import free_port, graphql, wait_for_server, webserver
+
+    media = tmp_path / "card"
+    for name in ("h264", "rotated"):
+        copy_settled(library[name], media / library[name].name)
+    env = _env(tmp_path, DAM_FACE_MODEL="none")
+    assert _dam("ingest", str(media), env=env).returncode == 0
+    home = env["DAGSTER_HOME"]
+    for name in ("DAGSTER_HOME", "DAM_DATA_DIR", "DAM_FACE_MODEL"):  # the runs below
+        monkeypatch.setenv(name, env[name])
+    with DagsterInstance.from_config(home) as instance:
+        keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+        first, second = keys
+        launchpad = {"resources": {"scene_detection": {"config": {"threshold": 12.0}}}}
+        rerun = defs.resolve_job_def("index_media").execute_in_process(
+            instance=instance,
+            partition_key=first,
+            asset_selection=[AssetKey("scenes")],
+            run_config=launchpad,
+        )
+        assert rerun.success
+        same = defs.resolve_job_def("index_media").execute_in_process(  # as the nightly would
+            instance=instance, partition_key=second, asset_selection=[AssetKey("scenes")]
+        )
+        assert same.success
+    port = free_port()
+    with webserver(port, tmp_path / "webserver.log", env=env) as proc:
+        wait_for_server(port, proc)
+        nodes = graphql(
+            port,
+            STALE_QUERY,
+            {
+                "keys": [{"path": ["clip_embeddings"]}, {"path": ["scenes"]}],
+                "a": first,
+                "b": second,
+            },
+        )["assetNodes"]
+    stale = {n["assetKey"]["path"][0]: (n["a"], n["b"]) for n in nodes}
+    # made from the old scenes; the other file's scenes were re-made with the same settings
+    assert stale["clip_embeddings"] == ("STALE", "FRESH")
+    assert stale["scenes"] == ("FRESH", "FRESH")
+
+    nightly = _nightly_selections({**env, "DAM_SCENE_THRESHOLD": "20"})
+    assert nightly == [["clip_embeddings", "faces", "scenes"]], nightly  # both files, one run
+
+
+def _nightly_selections(env: dict) -> list[list[str]]:
+    """The nightly schedule's requests, evaluated in a fresh process with this environment
+    (code versions are read when the code location loads)."""
+    code = """
+import json
+from datetime import UTC, datetime
+from dagster import DagsterInstance, build_schedule_context
+from dam_assets.resources import DamStorage
+from dam_assets.schedules import nightly
+with DagsterInstance.get() as instance:
+    ctx = build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC))
+    out = nightly(ctx, storage=DamStorage())
+    print(json.dumps([sorted(k.to_user_string() for k in (r.asset_selection or []))
+                      for r in (out if isinstance(out, list) else [])]))
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])

@@ -1,42 +1,32 @@
-import hashlib
-import json
 from collections.abc import Iterator
 
 import numpy as np
 from dagster import AssetExecutionContext, BackfillPolicy, asset
 from PIL import Image
 
-from ..media.clip import ClipModel, model_id
+from ..media.clip import ClipModel
 from ..media.frames import interval_times, keyframes_at
 from ..media.output import save_jpeg
-from ..media.tags import DEFAULT_VOCABULARY, PROMPT, zero_shot
+from ..media.tags import PROMPT, zero_shot
 from ..media.transcribe import ModelUnavailable
 from ..partitions import media_partitions
 from ..resources import ClipConfig, DamStorage
-from ..resources.models import clip_settings_from_env
 from ..storage.schemas import CLIP_FRAMES, TAGS, rows_to_table
 from .batch import run_per_partition, visual_inputs
 from .probe import PARTITIONS_PER_RUN
 from .results import not_upstream, per_file_results, skip_for_missing_model
 from .scenes import scenes
 from .thumbnails import thumbnails
+from .versions import clip_version
 
 FRAME_SIDE = 320  # stored thumbnail size; CLIP itself sees 224 px
 # Frames held before they are embedded: batches still mix files, and a run of long videos
 # holds at most this many decoded images (about 170 MB at 320 px), not all of them.
 EMBED_CHUNK = 1024
-EVERY_S_DEFAULT = 5.0
 
 
-def _code_version() -> str:
-    """Model id (architecture + weights) and sampling: change either and partitions go stale."""
-    settings = clip_settings_from_env()
-    try:
-        ident = model_id(settings)
-    except OSError:
-        ident = f"{settings.model}/{settings.pretrained}"
-    blob = json.dumps([ident, EVERY_S_DEFAULT, DEFAULT_VOCABULARY]).encode()
-    return f"clip-1-{hashlib.blake2s(blob, digest_size=4).hexdigest()}"
+def _version(clip: ClipConfig) -> str:
+    return clip_version(clip.settings(), clip.every_seconds, clip.vocabulary(), clip.tags_per_scene)
 
 
 @asset(
@@ -45,7 +35,7 @@ def _code_version() -> str:
     deps=[scenes, thumbnails],  # scene keyframes, and the poster of every still
     group_name="search",
     kinds={"open-clip", "pytorch", "lancedb"},
-    code_version=_code_version(),
+    code_version=_version(ClipConfig()),
     pool="embedding",
     output_required=False,  # per-file results and model skips: see results.py
     description="CLIP vectors for every scene's keyframe plus a frame every few seconds (seeking,"
@@ -194,7 +184,7 @@ def clip_embeddings(
         index_built=indexed,
     )
     not_upstream(outcome, keys, set(probed), "probe")
-    yield from per_file_results(context, outcome, metadata)
+    yield from per_file_results(context, outcome, metadata, _version(clip))
 
 
 def _row(checksum: str, time_s: float, scene_index: int | None, source: str, thumb) -> dict:

@@ -1,5 +1,3 @@
-import hashlib
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,40 +6,22 @@ from dagster import AssetExecutionContext, BackfillPolicy, asset
 from PIL import Image
 
 from ..media.errors import MediaError
-from ..media.face_model import FaceModel, FaceSettings
+from ..media.face_model import FaceModel
 from ..media.face_tracks import carry_over, link_tracks, stable_track_ids
 from ..media.faces import FaceBatcher, FoundFace, find_faces, sample_times
 from ..media.frames import Frame, frames_along
 from ..media.transcribe import ModelUnavailable
 from ..partitions import media_partitions
 from ..resources import DamStorage, FaceConfig
-from ..resources.models import face_settings_from_env
 from ..storage.schemas import FACE_TRACKS, FACES, rows_to_table
 from .batch import run_per_partition, visual_inputs
 from .probe import PARTITIONS_PER_RUN, probe
 from .results import not_upstream, per_file_results, skip_for_missing_model
 from .scenes import scenes
 from .thumbnails import thumbnails
+from .versions import faces_version
 
 TRACKING = {"min_iou": 0.3, "min_similarity": 0.5, "max_gap_s": 1.0, "min_length": 3}
-
-
-def _code_version() -> str:
-    """The pack (name and files) and the sampling/filter defaults: change them and partitions
-    go stale."""
-    settings = face_settings_from_env()
-    try:
-        ident = FaceModel(settings, _models_dir()).id
-    except OSError:
-        ident = settings.model
-    blob = json.dumps([ident, repr(FaceSettings(model="")), TRACKING]).encode()
-    return f"faces-1-{hashlib.blake2s(blob, digest_size=4).hexdigest()}"
-
-
-def _models_dir():
-    from ..settings import data_dir
-
-    return data_dir() / "models"
 
 
 @asset(
@@ -50,7 +30,7 @@ def _models_dir():
     deps=[probe, scenes, thumbnails],
     group_name="people",
     kinds={"insightface", "onnx", "lancedb"},
-    code_version=_code_version(),
+    code_version=faces_version(FaceConfig().settings(), TRACKING),
     pool="faces",
     output_required=False,  # per-file results and model skips: see results.py
     description="Faces (insightface) in frames sampled twice a second plus every scene's"
@@ -190,7 +170,7 @@ def faces(
         faces_per_batch=settings.batch_size,
     )
     not_upstream(outcome, keys, set(probed), "probe")
-    yield from per_file_results(context, outcome, metadata)
+    yield from per_file_results(context, outcome, metadata, faces_version(settings, TRACKING))
 
 
 def _rows(key: str, mine: list[FoundFace], tracks: list, model_id: str | None):

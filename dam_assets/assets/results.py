@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -31,25 +32,41 @@ from ..storage.paths import safe_text
 from .batch import BatchOutcome
 
 SHOWN = 50  # failed files listed in the run's failure metadata
+DATA_VERSION_TAG = "dagster/data_version"
 
 
 def per_file_results(
-    context: AssetExecutionContext, outcome: BatchOutcome, metadata: dict
+    context: AssetExecutionContext,
+    outcome: BatchOutcome,
+    metadata: dict,
+    data_version: str | None = None,
 ) -> Iterator[AssetMaterialization | MaterializeResult]:
     """The events for the run's partitions: materialized where the file succeeded, failed
     (with its reason) where it did not. Partitions the asset had nothing to do for (no audio,
-    not a video) count as succeeded; call `outcome.fail` for any the asset could not do."""
+    not a video) count as succeeded; call `outcome.fail` for any the asset could not do.
+    `data_version` names the settings the run used (versions.py)."""
     keys = list(context.partition_keys)
     failed = [k for k in keys if k in outcome.failed]
     if not failed:
         for key, meta in outcome.meta.items():
             context.add_asset_metadata(meta, partition_key=key)
-        yield MaterializeResult(metadata=metadata)
+        version = DataVersion(data_version) if data_version else None
+        yield MaterializeResult(metadata=metadata, data_version=version)
         return
+    # what Dagster puts on the materializations it writes itself (the nightly run and the UI's
+    # staleness read them)
+    tags = {"dagster/code_version": context.assets_def.code_versions_by_key[context.asset_key]}
+    if data_version:
+        tags.update(
+            {DATA_VERSION_TAG: data_version, f"{DATA_VERSION_TAG}_is_user_provided": "true"}
+        )
     for key in keys:
         if key not in outcome.failed:
             yield AssetMaterialization(
-                asset_key=context.asset_key, partition=key, metadata=outcome.meta.get(key, {})
+                asset_key=context.asset_key,
+                partition=key,
+                metadata=outcome.meta.get(key, {}),
+                tags=tags,
             )
     stage = context.asset_key.to_user_string()
     rows = ["| file | why |", "|---|---|"] + [

@@ -7,11 +7,11 @@ from dagster import AssetExecutionContext, BackfillPolicy, asset
 from ..media.scenes import detect_scenes, write_keyframes
 from ..partitions import media_partitions
 from ..resources import DamStorage, SceneDetectionConfig
-from ..resources.models import scene_settings_from_env
 from ..storage.schemas import SCENES, rows_to_table
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
 from .results import not_upstream, per_file_results
+from .versions import scenes_version
 
 
 @asset(
@@ -22,7 +22,7 @@ from .results import not_upstream, per_file_results
     kinds={"pyscenedetect", "parquet"},
     # Parameters from the environment are part of the version, so changing them makes
     # existing partitions stale in the UI (and for the nightly re-materialization).
-    code_version=f"scenes-1-{scene_settings_from_env().fingerprint()}",
+    code_version=scenes_version(SceneDetectionConfig().settings()),
     pool="video_analysis",
     output_required=False,  # per-file results: see results.py
     description="Scene cuts (PySceneDetect; ContentDetector by default) with start/end time and"
@@ -92,4 +92,4 @@ def scenes(
         realtime_factor=round(totals["media_s"] / seconds, 2),
         not_video=len(probed) - len(videos),
     )
-    yield from per_file_results(context, outcome, metadata)
+    yield from per_file_results(context, outcome, metadata, scenes_version(settings))

@@ -9,7 +9,6 @@ from ..media.output import write_text
 from ..media.transcribe import ModelUnavailable, load_whisper, to_srt, to_vtt, transcribe_file
 from ..partitions import media_partitions
 from ..resources import DamStorage, WhisperConfig
-from ..resources.models import whisper_settings_from_env
 from ..storage.schemas import (
     TRANSCRIPT_SEGMENTS,
     TRANSCRIPT_WORDS,
@@ -19,6 +18,7 @@ from ..storage.schemas import (
 from .batch import run_per_partition
 from .probe import PARTITIONS_PER_RUN, probe
 from .results import not_upstream, per_file_results, skip_for_missing_model
+from .versions import transcripts_version
 
 
 @asset(
@@ -27,7 +27,7 @@ from .results import not_upstream, per_file_results, skip_for_missing_model
     deps=[probe],
     group_name="media",
     kinds={"faster-whisper", "parquet"},
-    code_version=f"transcripts-1-{whisper_settings_from_env().fingerprint()}",
+    code_version=transcripts_version(WhisperConfig().settings()),
     pool="transcription",  # dagster.yaml limits each pool to one step at a time
     output_required=False,  # per-file results and model skips: see results.py
     description="Speech to text with faster-whisper: segments and words with times, language,"
@@ -126,4 +126,4 @@ def transcripts(
         realtime_factor=round(totals["media_s"] / totals["seconds"], 2) if totals["seconds"] else 0,
         no_audio=len(probed) - len(with_audio),
     )
-    yield from per_file_results(context, outcome, metadata)
+    yield from per_file_results(context, outcome, metadata, transcripts_version(settings))
