@@ -2,9 +2,9 @@
 
 from dagster import Definitions
 
-from .checks import CHECKS, check_library
-from .distributed import index_media_celery_job
-from .jobs import (
+from .defs.indexing.checks import CHECKS, check_library
+from .defs.indexing.distributed import index_media_celery_job
+from .defs.indexing.jobs import (
     LIBRARY_ASSETS,
     MEDIA_ASSETS,
     capture_sessions_job,
@@ -13,7 +13,14 @@ from .jobs import (
     index_media_job,
     maintain_lake,
 )
-from .resources import (
+from .defs.indexing.schedules import (
+    nightly,
+    nightly_checks,
+    nightly_compaction,
+    nightly_face_recluster,
+)
+from .defs.indexing.sensor import media_storage_sensor
+from .defs.resources import (
     ClipConfig,
     DamStorage,
     FaceConfig,
@@ -21,8 +28,6 @@ from .resources import (
     SceneDetectionConfig,
     WhisperConfig,
 )
-from .schedules import nightly, nightly_checks, nightly_compaction, nightly_face_recluster
-from .sensors import media_storage_sensor
 
 defs = Definitions(
     assets=[*MEDIA_ASSETS, *LIBRARY_ASSETS],

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from dam_assets import samples as mf
-from dam_assets.media.clip import write_tiny_model
-from dam_assets.media.face_pack_tiny import write_tiny_face_pack
+from dam_assets.demo import samples as mf
+from dam_assets.demo.tiny_face_pack import write_tiny_face_pack
+from dam_assets.models.clip import write_tiny_model
 
 # CLIP weights cannot be downloaded here: every test (and every `dam` subprocess it starts)
 # uses a small open_clip architecture with random weights, built now, before any test module
@@ -80,8 +80,8 @@ def sensor_tick(instance, data_dir, root, cursor=None, **discovery):
     """One evaluation of the storage sensor watching `root`: (result, context)."""
     from dagster import build_sensor_context
 
-    from dam_assets.resources import DamStorage, MediaDiscovery
-    from dam_assets.sensors import media_storage_sensor
+    from dam_assets.defs.indexing.sensor import media_storage_sensor
+    from dam_assets.defs.resources import DamStorage, MediaDiscovery
 
     context = build_sensor_context(
         instance=instance,

@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dam_assets import samples as mf
 from dam_assets.definitions import defs
-from dam_assets.discovery import scan
-from dam_assets.media.clip import ClipModel, ClipSettings, model_id
+from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
+from dam_assets.defs.common.ranges import contiguous_batches, range_tags
+from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
+from dam_assets.library.search import Filters, group_moments, search_moments
 from dam_assets.media.frames import interval_times
 from dam_assets.media.tags import zero_shot
 from dam_assets.media.transcribe import ModelUnavailable
-from dam_assets.partitions import MEDIA_PARTITIONS_NAME
-from dam_assets.runner import index_partitions
-from dam_assets.runs import contiguous_batches, range_tags
-from dam_assets.search import Filters, group_moments, search_moments
+from dam_assets.models.clip import ClipModel, ClipSettings, model_id
 
 from .conftest import TINY_CLIP_CONFIG, TINY_CLIP_WEIGHTS, copy_settled
 
@@ -158,7 +158,7 @@ def test_one_embedding_pass_mixes_files(indexed, store, instance, monkeypatch):
     assert calls == [counts["n"]] and counts["files"] == 3  # all files, one pass
 
     # long videos: frames are embedded chunk by chunk as they pile up, not all held at once
-    from dam_assets.assets import clip_embeddings as clip_asset
+    from dam_assets.defs.search import clip_embeddings as clip_asset
 
     calls.clear()
     monkeypatch.setattr(clip_asset, "EMBED_CHUNK", 2)
@@ -234,8 +234,8 @@ def test_lineage_is_complete_under_the_multiprocess_executor(tmp_path, library, 
     from dagster import AssetKey, execute_job, reconstructable
 
     from dam_assets.definitions import defs
-    from dam_assets.partitions import MEDIA_PARTITIONS_NAME
-    from dam_assets.runs import range_tags
+    from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
+    from dam_assets.defs.common.ranges import range_tags
 
     deps = defs.resolve_assets_def("clip_embeddings").asset_deps[AssetKey("clip_embeddings")]
     assert AssetKey("thumbnails") in deps

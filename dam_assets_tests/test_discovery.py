@@ -10,8 +10,8 @@ from pathlib import Path
 import blake3
 import pytest
 
-from dam_assets import discovery
-from dam_assets.discovery import scan
+from dam_assets.library import discovery
+from dam_assets.library.discovery import scan
 from dam_assets.media.hashing import CHECKSUM_HEX_LENGTH, ChangedWhileReading, file_checksum
 from dam_assets.storage import Store
 

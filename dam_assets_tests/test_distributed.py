@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, execute_job, reconstructable
 
-from dam_assets import samples as mf
-from dam_assets.discovery import scan
-from dam_assets.distributed import index_media_celery
-from dam_assets.partitions import MEDIA_PARTITIONS_NAME
-from dam_assets.runs import range_tags
-from dam_assets.search import search_transcripts
+from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
+from dam_assets.defs.common.ranges import range_tags
+from dam_assets.defs.indexing.distributed import index_media_celery
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
+from dam_assets.library.search import search_transcripts
 
 from .conftest import copy_settled
 
@@ -111,7 +111,7 @@ def test_index_media_on_two_celery_workers(celery_worker, store, library, tmp_pa
     """The steps run on two worker processes sharing DAM_DATA_DIR; they write only Parquet,
     LanceDB and files (DAM_ROLE=worker refuses the host's SQLite files, so any step that
     opened one would fail). The host's text index and people then come from the lake."""
-    from dam_assets.people import cluster_people
+    from dam_assets.library.people import cluster_people
 
     from .test_faces import FACE_SHOTS
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dam_assets import samples as mf
+from dam_assets.demo import samples as mf
 from dam_assets.storage import Store
 
 from .conftest import copy_settled
@@ -150,9 +150,9 @@ def test_full_disk_fails_the_run_with_a_clear_message(
     instance, store, library, tmp_path, monkeypatch
 ):
     from dam_assets.definitions import defs
-    from dam_assets.discovery import scan
-    from dam_assets.partitions import MEDIA_PARTITIONS_NAME
-    from dam_assets.runs import range_tags
+    from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
+    from dam_assets.defs.common.ranges import range_tags
+    from dam_assets.library.discovery import scan
     from dam_assets.storage import lake as lake_module
 
     copy_settled(library["audio"], tmp_path / "w" / "a.m4a")

@@ -24,16 +24,16 @@ import av.error
 import pytest
 from dagster import AssetKey, asset, materialize
 
-from dam_assets import samples as mf
-from dam_assets.assets.batch import run_per_partition
 from dam_assets.definitions import defs
-from dam_assets.discovery import scan
+from dam_assets.defs.common.batch import run_per_partition
+from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from dam_assets.defs.common.ranges import range_tags
+from dam_assets.defs.indexing.status import unindexed
+from dam_assets.defs.resources import DamStorage
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
 from dam_assets.media import probe as probe_module
 from dam_assets.media.watchdog import Overrun, run_with_limit
-from dam_assets.partitions import MEDIA_PARTITIONS_NAME, media_partitions
-from dam_assets.resources import DamStorage
-from dam_assets.runner import unindexed
-from dam_assets.runs import range_tags
 
 from .conftest import copy_settled
 

@@ -21,10 +21,11 @@ import pycmx
 import pytest
 from dagster import instance_for_test
 
-from dam_assets import samples as mf
 from dam_assets.cli import main
-from dam_assets.discovery import scan
-from dam_assets.exports import (
+from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
+from dam_assets.library.exports import (
     FORMATS,
     ExportError,
     export_moments,
@@ -32,10 +33,9 @@ from dam_assets.exports import (
     session_timeline,
     write_atomic,
 )
-from dam_assets.exports.timecode import exact_rate, parse_rational_seconds, rational_seconds
+from dam_assets.library.exports.timecode import exact_rate, parse_rational_seconds, rational_seconds
+from dam_assets.library.people import export_people
 from dam_assets.media.timecode import parse_timecode, to_frames
-from dam_assets.people import export_people
-from dam_assets.runner import index_partitions
 from dam_assets.storage import Store
 
 FILM = Fraction(24000, 1001)
@@ -476,8 +476,8 @@ def moment_range(store: Store, checksum: str, start: float, end: float, handles:
 
 
 def test_moments_by_words_and_by_person(lib):
-    from dam_assets.people import appearances
-    from dam_assets.search import search_transcripts
+    from dam_assets.library.people import appearances
+    from dam_assets.library.search import search_transcripts
 
     store, film = lib["store"], lib["film"]
     checksum = checksum_of(lib, film)
@@ -512,7 +512,7 @@ def test_moments_by_words_and_by_person(lib):
 
 
 def test_moments_of_mixed_rates_keep_each_files_frames(lib):
-    from dam_assets.search import search_moments
+    from dam_assets.library.search import search_moments
 
     store = lib["store"]
     moments = search_moments(text="a red square", limit=6)
@@ -637,7 +637,7 @@ def test_session_as_synced_multicam(lib, capsys):
 
 def test_exports_for_a_web_handler(lib):
     """What `dam serve` will call: bytes (or a file object), no file on disk."""
-    from dam_assets.search import search_transcripts
+    from dam_assets.library.search import search_transcripts
 
     store = lib["store"]
     buffer = io.BytesIO()

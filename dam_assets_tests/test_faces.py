@@ -21,19 +21,19 @@ import av
 import numpy as np
 import pytest
 
-from dam_assets import samples as mf
-from dam_assets.discovery import scan
+from dam_assets.defs.indexing.status import cluster_faces, index_partitions
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
 from dam_assets.media.face_clusters import (
     Assignment,
     ClusterParams,
     PeopleState,
     update_people,
 )
-from dam_assets.media.face_model import FaceModel, FaceSettings
 from dam_assets.media.face_tracks import FaceSample, link_tracks
 from dam_assets.media.frames import decode_all, frames_along
 from dam_assets.media.transcribe import ModelUnavailable
-from dam_assets.runner import cluster_faces, index_partitions
+from dam_assets.models.faces import FaceModel, FaceSettings
 
 from .conftest import TINY_FACE_PACK, sensor_tick
 
@@ -347,7 +347,7 @@ def test_more_footage_makes_new_people_and_merge(
 
 def test_missing_pack_skips_only_the_faces_step(instance, store, tmp_path, monkeypatch):
     from dam_assets.definitions import defs
-    from dam_assets.partitions import MEDIA_PARTITIONS_NAME
+    from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
 
     clip = mf.age(mf.make_face_video(tmp_path / "m" / "x.mp4", [[("red", (160, 128))]]))
     [checksum] = scan([clip.parent], store, settle_seconds=0).checksums
@@ -370,8 +370,8 @@ def test_missing_pack_skips_only_the_faces_step(instance, store, tmp_path, monke
 def test_face_checks_pass_then_name_the_damaged_file(faces_indexed, store, instance):
     from dagster import build_asset_check_context
 
-    from dam_assets.checks import faces_match_vectors_and_crops, people_are_consistent
-    from dam_assets.resources import DamStorage
+    from dam_assets.defs.indexing.checks import faces_match_vectors_and_crops, people_are_consistent
+    from dam_assets.defs.resources import DamStorage
 
     storage = DamStorage(data_dir=str(store.data_dir))
     context = build_asset_check_context(instance=instance)
@@ -442,7 +442,7 @@ def test_sensor_places_new_faces_and_nightly_reclusters(instance, data_dir, tmp_
     from dagster import SensorResult, build_schedule_context
 
     from dam_assets.definitions import defs
-    from dam_assets.schedules import nightly_face_recluster
+    from dam_assets.defs.indexing.schedules import nightly_face_recluster
 
     inbox = tmp_path / "inbox"
     mf.age(mf.make_face_video(inbox / "a.mp4", FACE_SHOTS["a.mp4"]))

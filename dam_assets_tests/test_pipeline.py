@@ -9,11 +9,11 @@ import pytest
 from dagster import AssetKey, SensorResult, SkipReason
 
 from dam_assets.definitions import defs
-from dam_assets.discovery import scan
-from dam_assets.partitions import MEDIA_PARTITIONS_NAME
-from dam_assets.resources import DamStorage
-from dam_assets.runner import index_partitions
-from dam_assets.runs import RANGE_END_TAG, RANGE_START_TAG, contiguous_batches
+from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
+from dam_assets.defs.common.ranges import RANGE_END_TAG, RANGE_START_TAG, contiguous_batches
+from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.defs.resources import DamStorage
+from dam_assets.library.discovery import scan
 
 from .conftest import copy_settled, sensor_tick
 
@@ -134,7 +134,7 @@ def test_duplicate_content_under_two_names_is_one_partition(instance, store, tmp
 
 
 def test_thumbnail_files_exist_and_poster_avoids_black_intro(instance, store, tmp_path):
-    from dam_assets import samples as mf
+    from dam_assets.demo import samples as mf
 
     clip = mf.age(
         mf.make_video(
@@ -165,7 +165,7 @@ def test_maintain_lake_job_compacts_without_changing_rows(instance, store, watch
 
 
 def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, library):
-    from dam_assets.assets.batch import _current_path
+    from dam_assets.defs.common.batch import _current_path
     from dam_assets.media.errors import MediaError
 
     first = copy_settled(library["audio"], tmp_path / "w" / "a.m4a")
@@ -184,13 +184,13 @@ def test_source_moved_or_changed_after_hashing(instance, store, tmp_path, librar
     assert outcome.failed_runs and outcome.indexed == []  # failed for this file, not judged
     errors = store.sql("SELECT stage, error_type FROM ingest_errors WHERE checksum = ?", [checksum])
     assert ("probe", "SourceChanged") in [tuple(r.values()) for r in errors.to_pylist()]
-    from dam_assets.runner import unindexed
+    from dam_assets.defs.indexing.status import unindexed
 
     assert unindexed(instance, [checksum], store) == [checksum]
 
 
 def test_asset_checks_pass_then_name_the_broken_partition(instance, store, watched):
-    from dam_assets.runs import range_tags
+    from dam_assets.defs.common.ranges import range_tags
 
     report = scan([watched], store, settle_seconds=0)
     instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
@@ -237,7 +237,7 @@ def test_nightly_reruns_what_is_missing_then_nothing(
 
     from dagster import build_schedule_context
 
-    from dam_assets.schedules import nightly
+    from dam_assets.defs.indexing.schedules import nightly
 
     report = scan([watched], store, settle_seconds=0)
     instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, report.checksums)
@@ -258,7 +258,7 @@ def test_nightly_reruns_what_is_missing_then_nothing(
 
     # A new version of `scenes` (its code, or its detector settings): exactly scenes and what
     # depends on it (clip_embeddings, faces) are re-run, for every partition.
-    from dam_assets import runner
+    from dam_assets.defs.indexing import status as runner
 
     real = runner.current_code_version
     monkeypatch.setattr(

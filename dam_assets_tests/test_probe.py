@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dam_assets import samples as mf
+from dam_assets.demo import samples as mf
 from dam_assets.media.errors import MediaError
 from dam_assets.media.probe import parse_datetime, parse_iso6709, probe_file
 

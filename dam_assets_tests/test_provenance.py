@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from dam_assets.discovery import scan
-from dam_assets.runner import index_partitions
+from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.library.discovery import scan
 from dam_assets.storage import Store
 
 from .conftest import copy_settled

@@ -11,14 +11,14 @@ import av
 import numpy as np
 import pytest
 
-from dam_assets import samples as mf
-from dam_assets.discovery import scan
+from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
+from dam_assets.library.rigs import load_rigs
 from dam_assets.media import sessions
 from dam_assets.media.audio_sync import RATE, measure, scan_track
 from dam_assets.media.capture import capture_start, filename_time, gopro_chapter
 from dam_assets.media.timecode import from_frames, parse_timecode, to_frames, to_seconds
-from dam_assets.rigs import load_rigs
-from dam_assets.runner import index_partitions
 
 from .conftest import copy_settled, sensor_tick
 

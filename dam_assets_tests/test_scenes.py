@@ -7,10 +7,10 @@ import pytest
 import scenedetect
 from scenedetect import AdaptiveDetector, ContentDetector, HashDetector
 
-from dam_assets import samples as mf
-from dam_assets.discovery import scan
+from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
 from dam_assets.media.scenes import SceneSettings, detect_scenes, write_keyframes
-from dam_assets.runner import index_partitions
 
 from .conftest import copy_settled
 
@@ -104,8 +104,8 @@ def test_scenes_asset_rows_and_idempotency(
     before = store.sql(query)
 
     from dam_assets.definitions import defs
-    from dam_assets.partitions import MEDIA_PARTITIONS_NAME
-    from dam_assets.runs import contiguous_batches, range_tags
+    from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
+    from dam_assets.defs.common.ranges import contiguous_batches, range_tags
 
     ordered = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
     [batch] = contiguous_batches(report.checksums, ordered, 50)

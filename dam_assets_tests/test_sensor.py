@@ -16,7 +16,7 @@ from pathlib import Path
 import blake3
 from dagster import SensorResult, SkipReason
 
-from dam_assets.discovery import scan
+from dam_assets.library.discovery import scan
 
 from .conftest import IS_ROOT, copy_settled, sensor_tick
 

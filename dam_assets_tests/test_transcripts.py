@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 from dagster import AssetKey
 
-from dam_assets import samples as mf
 from dam_assets.definitions import defs
-from dam_assets.discovery import scan
+from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from dam_assets.defs.common.ranges import contiguous_batches, range_tags
+from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.defs.resources import WhisperConfig
+from dam_assets.demo import samples as mf
+from dam_assets.library.discovery import scan
+from dam_assets.library.search import search_transcripts
 from dam_assets.media.audio_stream import BLOCK_S
 from dam_assets.media.transcribe import (
     SAMPLE_RATE,
@@ -29,11 +34,6 @@ from dam_assets.media.transcribe import (
     transcribe,
     transcribe_file,
 )
-from dam_assets.partitions import MEDIA_PARTITIONS_NAME, media_partitions
-from dam_assets.resources import WhisperConfig
-from dam_assets.runner import index_partitions
-from dam_assets.runs import contiguous_batches, range_tags
-from dam_assets.search import search_transcripts
 
 from .conftest import copy_settled
 

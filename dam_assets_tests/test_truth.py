@@ -12,9 +12,9 @@ import sys
 from dagster import AssetKey, DagsterInstance
 
 from dam_assets.definitions import defs
-from dam_assets.discovery import scan
-from dam_assets.partitions import MEDIA_PARTITIONS_NAME, media_partitions
-from dam_assets.runs import range_tags
+from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from dam_assets.defs.common.ranges import range_tags
+from dam_assets.library.discovery import scan
 
 from .conftest import TINY_CLIP_CONFIG, TINY_CLIP_WEIGHTS, TINY_FACE_PACK, copy_settled
 
@@ -185,8 +185,8 @@ def _nightly_selections(env: dict) -> list[list[str]]:
 import json
 from datetime import UTC, datetime
 from dagster import DagsterInstance, build_schedule_context
-from dam_assets.resources import DamStorage
-from dam_assets.schedules import nightly
+from dam_assets.defs.resources import DamStorage
+from dam_assets.defs.indexing.schedules import nightly
 with DagsterInstance.get() as instance:
     ctx = build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC))
     out = nightly(ctx, storage=DamStorage())

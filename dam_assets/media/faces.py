@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .face_model import FaceModel, FaceSettings
+from ..models.faces import FaceModel, FaceSettings
 from .face_tracks import FaceSample
 from .frames import Frame
 from .output import save_jpeg

@@ -46,8 +46,8 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
-from dam_assets.media.clip import ClipModel, ClipSettings
-from dam_assets.samples import bars_frame
+from dam_assets.demo.samples import bars_frame
+from dam_assets.models.clip import ClipModel, ClipSettings
 from dam_assets.storage.vectors import INDEX_MIN_ROWS, VectorStore, frame_schema
 from dam_assets_tests.benchmarks.common import (
     Results,

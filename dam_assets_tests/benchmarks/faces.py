@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dam_assets import samples as mf
+from dam_assets.demo import samples as mf
+from dam_assets.demo.tiny_face_pack import write_tiny_face_pack
 from dam_assets.media.face_clusters import PeopleState, knn_graph, unit, update_people
-from dam_assets.media.face_model import FaceModel, FaceSettings
-from dam_assets.media.face_pack_tiny import write_tiny_face_pack
 from dam_assets.media.faces import FaceBatcher, find_faces, sample_times
 from dam_assets.media.frames import decode_all, frames_along
+from dam_assets.models.faces import FaceModel, FaceSettings
 
 from .common import (
     Results,

@@ -30,13 +30,13 @@ import av
 import dagster
 from dagster import instance_for_test
 
-from dam_assets.discovery import scan
+from dam_assets.defs.indexing.status import IndexOutcome, index_partitions
+from dam_assets.demo.samples import age, make_video
+from dam_assets.library.discovery import scan
 from dam_assets.media.frames import decode_all
 from dam_assets.media.hashing import file_checksum
 from dam_assets.media.probe import probe_file
 from dam_assets.media.thumbnails import video_thumbnails
-from dam_assets.runner import IndexOutcome, index_partitions
-from dam_assets.samples import age, make_video
 from dam_assets.storage import Store
 from dam_assets_tests.benchmarks.common import (
     Results,
@@ -296,7 +296,7 @@ def bench_dagster(lib: Library, work: Path, results: Results) -> None:
         # No CLIP weights can be downloaded here: the run's embedding step uses a tiny
         # random-weight model (set before the definitions are imported, as the code version
         # includes the model id).
-        from dam_assets.media.clip import write_tiny_model
+        from dam_assets.models.clip import write_tiny_model
 
         config, weights = write_tiny_model(work / "tiny_clip")
         os.environ["DAM_CLIP_MODEL"], os.environ["DAM_CLIP_PRETRAINED"] = str(config), str(weights)

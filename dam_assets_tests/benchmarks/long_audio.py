@@ -41,9 +41,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from dam_assets.demo.samples import clap_track, speech_samples
 from dam_assets.media.audio_stream import BLOCK_S
 from dam_assets.media.transcribe import WINDOW_S
-from dam_assets.samples import clap_track, speech_samples
 from dam_assets_tests.benchmarks.common import (
     Results,
     add_out,

@@ -43,8 +43,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from dam_assets.demo.samples import clap_track, make_rig_clip
 from dam_assets.media.audio_sync import KEEP_S, RATE, SyncResult, Track, measure, scan_track
-from dam_assets.samples import clap_track, make_rig_clip
 from dam_assets_tests.benchmarks.common import (
     Results,
     add_out,

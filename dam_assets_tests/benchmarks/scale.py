@@ -176,10 +176,10 @@ def _steps(
     from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context
 
     from dam_assets import cli
-    from dam_assets.discovery import scan
-    from dam_assets.partitions import media_partitions
-    from dam_assets.resources import DamStorage, MediaDiscovery
-    from dam_assets.sensors import media_storage_sensor
+    from dam_assets.defs.common.partitions import media_partitions
+    from dam_assets.defs.indexing.sensor import media_storage_sensor
+    from dam_assets.defs.resources import DamStorage, MediaDiscovery
+    from dam_assets.library.discovery import scan
     from dam_assets.storage import Store
 
     reps = args.repeats

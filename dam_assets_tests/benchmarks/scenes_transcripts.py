@@ -41,6 +41,7 @@ import faster_whisper
 import scenedetect
 from scenedetect import ContentDetector
 
+from dam_assets.demo.samples import make_cut_video, make_speech_video
 from dam_assets.media.frames import decode_all
 from dam_assets.media.scenes import (
     SceneDetection,
@@ -55,7 +56,6 @@ from dam_assets.media.transcribe import (
     load_whisper,
     transcribe,
 )
-from dam_assets.samples import make_cut_video, make_speech_video
 from dam_assets_tests.benchmarks.common import (
     Results,
     add_out,

@@ -1,0 +1,91 @@
+"""Jobs: indexing new media (what sensors and `dam ingest` launch) and lake maintenance."""
+
+from dagster import AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
+
+from ...library.discovery import read_deferred
+from ...storage import TABLES
+from ...storage.paths import safe_text
+from ..media.probe import probe
+from ..media.scenes import scenes
+from ..media.thumbnails import thumbnails
+from ..media.transcripts import transcripts
+from ..people.face_clusters import face_clusters
+from ..people.faces import faces
+from ..resources import DamStorage
+from ..rigs.capture import capture_segments, capture_sessions
+from ..search.clip_embeddings import clip_embeddings
+
+# Every asset partitioned by file checksum; later issues add theirs here.
+MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings, faces, capture_segments]
+# Global assets, computed over all partitions.
+LIBRARY_ASSETS = [capture_sessions, face_clusters]
+
+index_media_job = define_asset_job(
+    "index_media",
+    selection=AssetSelection.assets(*MEDIA_ASSETS),
+    description="Index a batch of files (a range of `media` partitions) through every per-file"
+    " asset. Launched by the storage sensor and by `dam ingest`.",
+)
+
+
+capture_sessions_job = define_asset_job(
+    "sync_capture_sessions",
+    selection=AssetSelection.assets(capture_sessions),
+    description="Group rig segments into sessions and sync them (after new rig files).",
+)
+
+
+face_clusters_job = define_asset_job(
+    "cluster_faces",
+    selection=AssetSelection.assets(face_clusters),
+    description="Place new face tracks among people (the sensor, after new faces), or re-cluster"
+    " everyone (config `recluster: true`; the nightly schedule, `dam faces recluster`).",
+)
+
+
+@op(description="Merge per-partition Parquet files into per-prefix segments; rebuild catalog.")
+def compact_lake(context: OpExecutionContext, storage: DamStorage) -> dict:
+    store = storage.store()
+    totals = {}
+    for name in TABLES:
+        stats = store.lake.compact(name)
+        if stats["units_merged"]:
+            context.log.info(f"{name}: merged {stats['units_merged']} files")
+        totals[name] = stats["units_merged"]
+    store.export_registry()
+    store.refresh_catalog(force=True)
+    return totals
+
+
+@job(description="Compact the Parquet lake (the nightly schedule; also `dam compact`).")
+def maintain_lake():
+    compact_lake()
+
+
+class DeferredFile(Config):
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+class HashFilesConfig(Config):
+    files: list[DeferredFile]
+
+
+@op(description="Checksum files the storage sensor found too large to read within a tick.")
+def hash_files(context: OpExecutionContext, config: HashFilesConfig, storage: DamStorage) -> int:
+    report = read_deferred([f.model_dump() for f in config.files], storage.store())
+    for path, error_type, message in report.errors:
+        context.log.warning(f"{safe_text(path)}: {error_type}: {message}")
+    context.log.info(
+        f"hashed {report.hashed} file(s), {report.hashed_bytes / 2**30:.1f} GiB;"
+        f" {len(report.waiting)} changed since the sensor saw them (it looks again)"
+    )
+    return report.hashed
+
+
+@job(description="Checksum large files for the storage sensor (its next tick indexes them).")
+def hash_large_files():
+    hash_files()

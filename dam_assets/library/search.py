@@ -1,0 +1,148 @@
+"""Search the library from Python (notebooks) and from `dam search`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .. import settings
+from ..storage import Store
+
+
+def search_transcripts(
+    text: str, limit: int = 20, data_dir: str | os.PathLike[str] | None = None
+) -> list[dict]:
+    """Transcript segments containing every word of `text` (stemmed; "quoted phrases" stay
+    phrases), best match first, each with the file's current path."""
+    store = Store(settings.data_dir(data_dir))
+    hits = store.text_index().search(text, limit=limit)
+    paths = store.registry.paths_for_checksums(h["checksum"] for h in hits)
+    return [
+        {
+            "checksum": h["checksum"],
+            "path": paths.get(h["checksum"]),
+            "start": h["start"],
+            "end": h["end"],
+            "text": h["text"],
+            "segment_index": h["segment_index"],
+            "score": round(-h["rank"], 4),  # BM25: higher is better
+        }
+        for h in hits
+    ]
+
+
+@dataclass
+class Filters:
+    """Catalog conditions a moment's file must meet (None: no condition)."""
+
+    min_duration: float | None = None
+    max_duration: float | None = None
+    min_height: int | None = None  # display height in pixels, e.g. 1080
+    camera: str | None = None  # matched against make and model, case-insensitive
+    since: str | None = None  # ISO date, on the capture time (creation_time)
+    until: str | None = None
+    has_speech: bool | None = None
+
+    def sql(self) -> tuple[str, list]:
+        clauses: list[str] = []
+        params: list = []
+        if self.min_duration is not None:
+            clauses.append("p.duration_s >= ?")
+            params.append(self.min_duration)
+        if self.max_duration is not None:
+            clauses.append("p.duration_s <= ?")
+            params.append(self.max_duration)
+        if self.min_height is not None:
+            clauses.append("least(p.display_width, p.display_height) >= ?")
+            params.append(self.min_height)
+        if self.camera:
+            clauses.append("(p.make ILIKE ? OR p.model ILIKE ?)")
+            params += [f"%{self.camera}%"] * 2
+        if self.since:
+            clauses.append("p.creation_time >= CAST(? AS DATE)")
+            params.append(self.since)
+        if self.until:
+            clauses.append("p.creation_time < CAST(? AS DATE) + INTERVAL 1 DAY")
+            params.append(self.until)
+        if self.has_speech is not None:
+            clauses.append(("" if self.has_speech else "NOT ") + "coalesce(t.status = 'ok', false)")
+        return " AND ".join(clauses), params
+
+    def active(self) -> bool:
+        return bool(self.sql()[0])
+
+
+def allowed_checksums(store: Store, filters: Filters) -> list[str] | None:
+    where, params = filters.sql()
+    if not where:
+        return None
+    table = store.sql(
+        "SELECT DISTINCT p.checksum FROM probe p LEFT JOIN transcripts t USING (checksum)"
+        f" WHERE {where}",
+        params,
+    )
+    return table.column("checksum").to_pylist()
+
+
+def group_moments(hits: list[dict], gap_s: float) -> list[dict]:
+    """Adjacent matching frames of one file become one moment (a time range); a moment scores
+    as its best frame, and shows that frame's thumbnail."""
+    by_file: dict[str, list[dict]] = {}
+    for hit in hits:
+        by_file.setdefault(hit["checksum"], []).append(hit)
+    moments = []
+    for checksum, file_hits in by_file.items():
+        file_hits.sort(key=lambda h: h["time_s"])
+        group = [file_hits[0]]
+        for hit in [*file_hits[1:], None]:
+            if hit is not None and hit["time_s"] - group[-1]["time_s"] <= gap_s:
+                group.append(hit)
+                continue
+            best = max(group, key=lambda h: h["score"])
+            moments.append(
+                {
+                    "checksum": checksum,
+                    "start": round(group[0]["time_s"], 3),
+                    "end": round(group[-1]["time_s"], 3),
+                    "score": round(best["score"], 4),
+                    "thumbnail": best["thumbnail"],
+                    "frames": len(group),
+                }
+            )
+            group = [hit] if hit is not None else []
+    return sorted(moments, key=lambda m: -m["score"])
+
+
+def search_moments(
+    text: str | None = None,
+    image: str | os.PathLike[str] | None = None,
+    limit: int = 10,
+    filters: Filters | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    every_s: float = 5.0,
+) -> list[dict]:
+    """Semantic search: the moments whose frames are closest to a text or to a still, using
+    the configured CLIP model (DAM_CLIP_MODEL / DAM_CLIP_PRETRAINED) and only its vectors."""
+    from PIL import Image
+
+    from ..models.clip import ClipModel, ClipSettings
+
+    if (text is None) == (image is None):
+        raise ValueError("give a text or an image to search for")
+    store = Store(settings.data_dir(data_dir))
+    model_name, pretrained = settings.clip_model()
+    model = ClipModel(ClipSettings(model=model_name, pretrained=pretrained), store.models_dir)
+    if text is not None:
+        vector = model.embed_text([text])[0]
+    else:
+        with Image.open(image) as picture:
+            vector = model.embed_images([picture.convert("RGB")])[0]
+    allowed = allowed_checksums(store, filters) if filters and filters.active() else None
+    hits = store.vectors.search(vector, model.id, limit=max(limit * 10, 50), checksums=allowed)
+    for hit in hits:
+        hit["score"] = 1.0 - float(hit.pop("_distance"))
+    moments = group_moments(hits, gap_s=every_s * 1.5)[:limit]
+    paths = store.registry.paths_for_checksums(m["checksum"] for m in moments)
+    for moment in moments:
+        moment["path"] = paths.get(moment["checksum"])
+    return moments
