@@ -130,3 +130,33 @@ def read_timeout() -> tuple[float, float]:
     base = os.environ.get("DAM_READ_TIMEOUT_S", "").strip() or "300"
     per_media_s = os.environ.get("DAM_READ_TIMEOUT_PER_MEDIA_S", "").strip() or "2"
     return float(base), float(per_media_s)
+
+
+def timezone() -> str:
+    """`DAM_TIMEZONE`, else the machine's zone (so the default 03:00 is local time)."""
+    zone = os.environ.get("DAM_TIMEZONE") or os.environ.get("TZ")
+    if not zone and Path("/etc/timezone").is_file():
+        zone = Path("/etc/timezone").read_text().strip()
+    return zone or "UTC"
+
+
+def cron(name: str, default: str) -> str:
+    """When a nightly job runs: `DAM_NIGHTLY_CRON`, `DAM_RECLUSTER_CRON`, `DAM_COMPACTION_CRON`,
+    `DAM_CHECKS_CRON` (cron syntax, in `timezone()`)."""
+    return os.environ.get(f"DAM_{name}_CRON", "").strip() or default
+
+
+def rigs_file() -> Path:
+    """`DAM_RIGS`: the camera rigs file, default `<project root>/rigs.yaml`."""
+    value = os.environ.get("DAM_RIGS", "").strip()
+    return Path(value).expanduser() if value else project_root() / "rigs.yaml"
+
+
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE`: never try to download model weights."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def watch_roots_configured() -> bool:
+    """Whether watched folders were given (else the default inbox is ours to create)."""
+    return bool(os.environ.get("DAM_WATCH_ROOTS", "").strip())

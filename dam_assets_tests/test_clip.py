@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dam_assets.cli.runs import index_partitions
 from dam_assets.definitions import defs
 from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
 from dam_assets.defs.common.ranges import contiguous_batches, range_tags
-from dam_assets.defs.indexing.status import index_partitions
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
 from dam_assets.library.search import Filters, group_moments, search_moments

@@ -22,7 +22,7 @@ import pytest
 from dagster import instance_for_test
 
 from dam_assets.cli import main
-from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.cli.runs import index_partitions
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
 from dam_assets.library.exports import (

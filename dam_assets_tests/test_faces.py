@@ -21,7 +21,7 @@ import av
 import numpy as np
 import pytest
 
-from dam_assets.defs.indexing.status import cluster_faces, index_partitions
+from dam_assets.cli.runs import cluster_faces, index_partitions
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
 from dam_assets.media.face_clusters import (
@@ -370,7 +370,7 @@ def test_missing_pack_skips_only_the_faces_step(instance, store, tmp_path, monke
 def test_face_checks_pass_then_name_the_damaged_file(faces_indexed, store, instance):
     from dagster import build_asset_check_context
 
-    from dam_assets.defs.indexing.checks import faces_match_vectors_and_crops, people_are_consistent
+    from dam_assets.defs.people.checks import faces_match_vectors_and_crops, people_are_consistent
     from dam_assets.defs.resources import DamStorage
 
     storage = DamStorage(data_dir=str(store.data_dir))
@@ -442,7 +442,7 @@ def test_sensor_places_new_faces_and_nightly_reclusters(instance, data_dir, tmp_
     from dagster import SensorResult, build_schedule_context
 
     from dam_assets.definitions import defs
-    from dam_assets.defs.indexing.schedules import nightly_face_recluster
+    from dam_assets.defs.people.jobs import nightly_face_recluster
 
     inbox = tmp_path / "inbox"
     mf.age(mf.make_face_video(inbox / "a.mp4", FACE_SHOTS["a.mp4"]))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, SensorResult, SkipReason
 
+from dam_assets.cli.runs import index_partitions
 from dam_assets.definitions import defs
 from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
 from dam_assets.defs.common.ranges import RANGE_END_TAG, RANGE_START_TAG, contiguous_batches
-from dam_assets.defs.indexing.status import index_partitions
 from dam_assets.defs.resources import DamStorage
 from dam_assets.library.discovery import scan
 

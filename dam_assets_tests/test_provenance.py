@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.cli.runs import index_partitions
 from dam_assets.library.discovery import scan
 from dam_assets.storage import Store
 

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.cli.runs import index_partitions
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
 from dam_assets.library.rigs import load_rigs

@@ -7,7 +7,7 @@ import pytest
 import scenedetect
 from scenedetect import AdaptiveDetector, ContentDetector, HashDetector
 
-from dam_assets.defs.indexing.status import index_partitions
+from dam_assets.cli.runs import index_partitions
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
 from dam_assets.media.scenes import SceneSettings, detect_scenes, write_keyframes

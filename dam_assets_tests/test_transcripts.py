@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from dagster import AssetKey
 
+from dam_assets.cli.runs import index_partitions
 from dam_assets.definitions import defs
 from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from dam_assets.defs.common.ranges import contiguous_batches, range_tags
-from dam_assets.defs.indexing.status import index_partitions
 from dam_assets.defs.resources import WhisperConfig
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan

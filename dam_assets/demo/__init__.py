@@ -115,4 +115,3 @@ def run() -> int:
         "\nRun `make dev` and open http://localhost:3000 to see the assets, runs and sensor."
     )
     return 0
-

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ..settings import project_root
+from ..settings import rigs_file
 
 ROLES = ("hero", "witness", "audio")
 
@@ -83,8 +83,7 @@ def _glob_regex(pattern: str) -> re.Pattern:
 
 
 def rigs_path() -> Path:
-    value = os.environ.get("DAM_RIGS", "").strip()
-    return Path(value).expanduser() if value else project_root() / "rigs.yaml"
+    return rigs_file()
 
 
 # A rig's name becomes part of session ids and of export file names: letters, digits and

@@ -7,13 +7,14 @@ library should fail fast with instructions instead.
 from __future__ import annotations
 
 import functools
-import os
 import socket
+
+from ..settings import hub_offline
 
 
 @functools.cache
 def hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if hub_offline():
         return False
     try:
         with socket.create_connection((host, 443), timeout=timeout_s):

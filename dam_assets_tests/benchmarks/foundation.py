@@ -30,7 +30,7 @@ import av
 import dagster
 from dagster import instance_for_test
 
-from dam_assets.defs.indexing.status import IndexOutcome, index_partitions
+from dam_assets.cli.runs import IndexOutcome, index_partitions
 from dam_assets.demo.samples import age, make_video
 from dam_assets.library.discovery import scan
 from dam_assets.media.frames import decode_all

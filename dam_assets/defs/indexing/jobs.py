@@ -1,4 +1,5 @@
-"""Jobs: indexing new media (what sensors and `dam ingest` launch) and lake maintenance."""
+"""Jobs: indexing new media (what the sensor and `dam ingest` launch), large-file hashing and
+lake maintenance."""
 
 from dagster import AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
 
@@ -9,37 +10,19 @@ from ..media.probe import probe
 from ..media.scenes import scenes
 from ..media.thumbnails import thumbnails
 from ..media.transcripts import transcripts
-from ..people.face_clusters import face_clusters
 from ..people.faces import faces
 from ..resources import DamStorage
-from ..rigs.capture import capture_segments, capture_sessions
+from ..rigs.capture import capture_segments
 from ..search.clip_embeddings import clip_embeddings
 
-# Every asset partitioned by file checksum; later issues add theirs here.
+# Every asset partitioned by file checksum, upstream first (the planner reads this order).
 MEDIA_ASSETS = [probe, thumbnails, scenes, transcripts, clip_embeddings, faces, capture_segments]
-# Global assets, computed over all partitions.
-LIBRARY_ASSETS = [capture_sessions, face_clusters]
 
 index_media_job = define_asset_job(
     "index_media",
     selection=AssetSelection.assets(*MEDIA_ASSETS),
     description="Index a batch of files (a range of `media` partitions) through every per-file"
     " asset. Launched by the storage sensor and by `dam ingest`.",
-)
-
-
-capture_sessions_job = define_asset_job(
-    "sync_capture_sessions",
-    selection=AssetSelection.assets(capture_sessions),
-    description="Group rig segments into sessions and sync them (after new rig files).",
-)
-
-
-face_clusters_job = define_asset_job(
-    "cluster_faces",
-    selection=AssetSelection.assets(face_clusters),
-    description="Place new face tracks among people (the sensor, after new faces), or re-cluster"
-    " everyone (config `recluster: true`; the nightly schedule, `dam faces recluster`).",
 )
 
 

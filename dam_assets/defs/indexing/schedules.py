@@ -1,8 +1,7 @@
-"""Nightly: finish what is missing or failed (03:00), then compact the lake (03:30)."""
+"""Nightly: run what files lack (03:00), compact the lake (03:30), check the whole library
+(04:00). People are re-clustered at 03:15 (people/jobs.py)."""
 
-import os
 from datetime import datetime
-from pathlib import Path
 
 from dagster import (
     DefaultScheduleStatus,
@@ -13,28 +12,21 @@ from dagster import (
     schedule,
 )
 
+from ...settings import cron, timezone
 from ..common.partitions import MEDIA_PARTITIONS_NAME
 from ..common.ranges import range_tags
 from ..resources import DamStorage
-from .jobs import MEDIA_ASSETS, face_clusters_job, index_media_job, maintain_lake
+from .jobs import MEDIA_ASSETS, index_media_job, maintain_lake
 from .planning import lacking, plan_runs, unavailable
 from .status import gone_for_good, outdated_partitions
 
 NIGHTLY_BATCH = 50
 
 
-def _local_timezone() -> str:
-    """`DAM_TIMEZONE`, else the machine's zone (so the default 03:00 is local time)."""
-    zone = os.environ.get("DAM_TIMEZONE") or os.environ.get("TZ")
-    if not zone and Path("/etc/timezone").is_file():
-        zone = Path("/etc/timezone").read_text().strip()
-    return zone or "UTC"
-
-
 @schedule(
     name="nightly",
-    cron_schedule=os.environ.get("DAM_NIGHTLY_CRON", "0 3 * * *"),
-    execution_timezone=_local_timezone(),
+    cron_schedule=cron("NIGHTLY", "0 3 * * *"),
+    execution_timezone=timezone(),
     job=index_media_job,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Runs, per batch, exactly the assets each partition lacks: not materialized"
@@ -78,27 +70,13 @@ def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
     return requests
 
 
-# A full re-cluster of people once the night's re-runs are in (a schedule targets one job, so
-# this is its own). Ids stay stable and names are kept, so it is safe to run unattended.
-nightly_face_recluster = ScheduleDefinition(
-    name="nightly_face_recluster",
-    job=face_clusters_job,
-    cron_schedule=os.environ.get("DAM_RECLUSTER_CRON", "15 3 * * *"),
-    execution_timezone=_local_timezone(),
-    default_status=DefaultScheduleStatus.RUNNING,
-    run_config={"ops": {"face_clusters": {"config": {"recluster": True}}}},
-    description="Re-cluster every face track into people (average linkage); ids kept by"
-    " overlap, names and hand-placed faces kept.",
-)
-
-
 # Compaction after the nightly re-runs. Views read units and segments alike, so compaction is
 # about read speed only: skipping a night loses nothing.
 nightly_compaction = ScheduleDefinition(
     name="nightly_compaction",
     job=maintain_lake,
-    cron_schedule=os.environ.get("DAM_COMPACTION_CRON", "30 3 * * *"),
-    execution_timezone=_local_timezone(),
+    cron_schedule=cron("COMPACTION", "30 3 * * *"),
+    execution_timezone=timezone(),
     default_status=DefaultScheduleStatus.RUNNING,
     description="Merge small per-partition Parquet files so catalog queries stay fast.",
 )
@@ -109,8 +87,8 @@ nightly_compaction = ScheduleDefinition(
 nightly_checks = ScheduleDefinition(
     name="nightly_checks",
     job_name="check_library",
-    cron_schedule=os.environ.get("DAM_CHECKS_CRON", "0 4 * * *"),
-    execution_timezone=_local_timezone(),
+    cron_schedule=cron("CHECKS", "0 4 * * *"),
+    execution_timezone=timezone(),
     default_status=DefaultScheduleStatus.RUNNING,
     description="Every asset check over the whole library.",
 )

@@ -23,10 +23,12 @@ from ...storage.paths import safe_text
 from ..common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from ..common.ranges import range_tags
 from ..media.probe import PARTITIONS_PER_RUN
+from ..people.jobs import face_clusters_job
 from ..resources import DamStorage, MediaDiscovery
-from .jobs import capture_sessions_job, face_clusters_job, hash_large_files, index_media_job
+from ..rigs.jobs import capture_sessions_job
+from .jobs import hash_large_files, index_media_job
+from .orphans import reap_orphaned_runs
 from .planning import lacking, plan_runs, unavailable
-from .status import reap_orphaned_runs
 
 OUTSTANDING = [
     DagsterRunStatus.QUEUED,

@@ -1,10 +1,9 @@
-import os
 from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ...settings import watch_roots
+from ...settings import watch_roots, watch_roots_configured
 
 
 class MediaDiscovery(ConfigurableResource):
@@ -46,6 +45,6 @@ class MediaDiscovery(ConfigurableResource):
 
     def roots(self) -> list[Path]:
         roots = watch_roots(self.watch_roots)
-        if not self.watch_roots and not os.environ.get("DAM_WATCH_ROOTS"):
+        if not self.watch_roots and not watch_roots_configured():
             roots[0].mkdir(parents=True, exist_ok=True)  # the default inbox is ours to create
         return roots
