@@ -1,9 +1,9 @@
-"""The code location: Dagster's own loader over `defs/` (one folder per domain), so `dg check
-defs` and `dagster definitions validate` see what the UI sees. Nothing in `defs/` imports this
-module or the CLI."""
+"""The code location: Dagster's own loader over `defs/` (one folder per domain, declared in
+pyproject's `[tool.dg]`), so `dg check defs` and `dagster definitions validate` see what the
+UI sees. Nothing in `defs/` imports this module or the CLI."""
 
-from dagster import load_defs
+from pathlib import Path
 
-from . import defs as defs_package
+from dagster import load_from_defs_folder
 
-defs = load_defs(defs_root=defs_package)
+defs = load_from_defs_folder(project_root=Path(__file__).resolve().parent.parent)

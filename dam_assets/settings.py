@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Models used when the environment names none (the settings dataclasses default to these too).
+CLIP_MODEL, CLIP_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
+WHISPER_MODEL = "tiny.en"
+FACE_MODEL = "buffalo_l"
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -58,7 +63,7 @@ def is_worker() -> bool:
 
 def whisper_model() -> str:
     """`DAM_WHISPER_MODEL`: a faster-whisper model name or a CTranslate2 folder (tiny.en)."""
-    return os.environ.get("DAM_WHISPER_MODEL", "").strip() or "tiny.en"
+    return os.environ.get("DAM_WHISPER_MODEL", "").strip() or WHISPER_MODEL
 
 
 def scene_detector_env() -> dict[str, str]:
@@ -74,15 +79,15 @@ def scene_detector_env() -> dict[str, str]:
 def clip_model() -> tuple[str, str]:
     """`DAM_CLIP_MODEL` (open_clip architecture or a model-config JSON) and
     `DAM_CLIP_PRETRAINED` (a pretrained tag or a local checkpoint file)."""
-    model = os.environ.get("DAM_CLIP_MODEL", "").strip() or "ViT-B-32"
-    pretrained = os.environ.get("DAM_CLIP_PRETRAINED", "").strip() or "laion2b_s34b_b79k"
+    model = os.environ.get("DAM_CLIP_MODEL", "").strip() or CLIP_MODEL
+    pretrained = os.environ.get("DAM_CLIP_PRETRAINED", "").strip() or CLIP_PRETRAINED
     return model, pretrained
 
 
 def face_model() -> str:
     """`DAM_FACE_MODEL`: an insightface pack name (buffalo_l, buffalo_s, …), a folder of ONNX
     files, or `none` to skip faces."""
-    return os.environ.get("DAM_FACE_MODEL", "").strip() or "buffalo_l"
+    return os.environ.get("DAM_FACE_MODEL", "").strip() or FACE_MODEL
 
 
 def instance_postgres_address() -> tuple[str, int] | None:

@@ -8,8 +8,8 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from dam_assets.demo import samples as mf
+from dam_assets.demo.tiny_clip import write_tiny_model
 from dam_assets.demo.tiny_face_pack import write_tiny_face_pack
-from dam_assets.models.clip import write_tiny_model
 
 # CLIP weights cannot be downloaded here: every test (and every `dam` subprocess it starts)
 # uses a small open_clip architecture with random weights, built now, before any test module

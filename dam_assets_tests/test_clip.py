@@ -26,7 +26,7 @@ from dam_assets.library.discovery import scan
 from dam_assets.library.search import Filters, group_moments, search_moments
 from dam_assets.media.frames import interval_times
 from dam_assets.media.tags import zero_shot
-from dam_assets.media.transcribe import ModelUnavailable
+from dam_assets.models.base import ModelUnavailable
 from dam_assets.models.clip import ClipModel, ClipSettings, model_id
 
 from .conftest import TINY_CLIP_CONFIG, TINY_CLIP_WEIGHTS, copy_settled

@@ -18,12 +18,19 @@ from dagster import DagsterInstance, execute_job, reconstructable
 
 from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
 from dam_assets.defs.common.ranges import range_tags
-from dam_assets.defs.indexing.distributed import index_media_celery
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
 from dam_assets.library.search import search_transcripts
 
 from .conftest import copy_settled
+
+
+def index_media_celery():
+    """Module-level handle for `reconstructable()`: the run process rebuilds the job from the
+    code location, as the webserver's runs do."""
+    from dam_assets.definitions import defs
+
+    return defs.resolve_job_def("index_media_celery")
 
 
 def _port() -> int:

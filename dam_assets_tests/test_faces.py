@@ -32,7 +32,7 @@ from dam_assets.media.face_clusters import (
 )
 from dam_assets.media.face_tracks import FaceSample, link_tracks
 from dam_assets.media.frames import decode_all, frames_along
-from dam_assets.media.transcribe import ModelUnavailable
+from dam_assets.models.base import ModelUnavailable
 from dam_assets.models.faces import FaceModel, FaceSettings
 
 from .conftest import TINY_FACE_PACK, sensor_tick
@@ -481,7 +481,7 @@ def test_sensor_places_new_faces_and_nightly_reclusters(instance, data_dir, tmp_
 def test_a_failed_recognizer_batch_fails_only_its_faces(tmp_path, monkeypatch):
     from PIL import Image
 
-    from dam_assets.media.faces import FaceBatcher, find_faces
+    from dam_assets.media.faces import face_batcher, find_faces
     from dam_assets.media.frames import Frame
 
     model = FaceModel(FaceSettings(model=str(TINY_FACE_PACK), batch_size=2), tmp_path).load()
@@ -497,7 +497,7 @@ def test_a_failed_recognizer_batch_fails_only_its_faces(tmp_path, monkeypatch):
     img = np.full((360, 640, 3), 100, np.uint8)
     mf.draw_face(img, (160, 128), "red")
     frames = [Frame(t, Image.fromarray(img)) for t in (0.0, 0.5, 1.0, 1.5)]
-    batcher = FaceBatcher(model)
+    batcher = face_batcher(model)
     found, looked = find_faces(frames, model, batcher, tmp_path / "crops")
     batcher.flush()
     assert looked == 4 and calls == [2, 2]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from dagster import AssetKey, SensorResult, SkipReason
 
+from dam_assets import catalog
 from dam_assets.cli.runs import index_partitions
 from dam_assets.definitions import defs
 from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
@@ -121,7 +123,7 @@ def test_index_is_idempotent_and_records_bad_files(instance, store, watched, bad
 
 def test_duplicate_content_under_two_names_is_one_partition(instance, store, tmp_path, library):
     a = copy_settled(library["h264"], tmp_path / "w" / "a.mp4")
-    copy_settled(library["h264"], tmp_path / "w" / "b.mp4")
+    b = copy_settled(library["h264"], tmp_path / "w" / "b.mp4")
     report = scan([tmp_path / "w"], store, settle_seconds=0)
     index_partitions(report.checksums, store, instance=instance, say=str)
     assert instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME) == [report.by_path[str(a)]]
@@ -131,6 +133,14 @@ def test_duplicate_content_under_two_names_is_one_partition(instance, store, tmp
     )
     assert rows.to_pylist() == [{"paths": 2, "contents": 1}]
     assert store.sql("SELECT count(*) n FROM probe").column("n")[0].as_py() == 1
+    # the notebook helpers: polars frames over the same views
+    present = catalog.files(store.data_dir)
+    assert isinstance(present, pl.DataFrame)
+    assert present["path"].to_list() == [str(a), str(b)]
+    assert present["duration_s"].null_count() == 0 and present["checksum"].n_unique() == 1
+    assert catalog.table("probe", store.data_dir).height == 1
+    with pytest.raises(KeyError):
+        catalog.table("no_such_table", store.data_dir)
 
 
 def test_thumbnail_files_exist_and_poster_avoids_black_intro(instance, store, tmp_path):

@@ -23,17 +23,16 @@ from dam_assets.library.search import search_transcripts
 from dam_assets.media.audio_stream import BLOCK_S
 from dam_assets.media.transcribe import (
     SAMPLE_RATE,
-    ModelUnavailable,
     WhisperSettings,
     load_audio,
-    load_whisper,
-    resolve_whisper_model,
     stream_audio,
     to_srt,
     to_vtt,
     transcribe,
     transcribe_file,
 )
+from dam_assets.models.base import ModelUnavailable
+from dam_assets.models.whisper import load_whisper, resolve_whisper_model
 
 from .conftest import copy_settled
 

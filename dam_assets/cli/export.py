@@ -67,7 +67,7 @@ def deliver(timeline, args: argparse.Namespace, spec, command: str) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..library.exports import ExportError, file_timeline, find_checksum, format_for
-    from ..media.transcribe import ModelUnavailable
+    from ..models.base import ModelUnavailable
     from ..storage import Store
 
     command = f"dam export {args.export_command}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from dagster import AssetKey, DagsterInstance
 
 from ..definitions import defs
-from ..defs.common.partitions import MEDIA_PARTITIONS_NAME
+from ..defs.common.partitions import FILES_PER_RUN, MEDIA_PARTITIONS_NAME
 from ..defs.common.ranges import contiguous_batches, range_tags
 from ..defs.indexing.orphans import owner_tags
 from ..defs.indexing.planning import (
@@ -72,7 +72,7 @@ MAX_ROUNDS = 4  # a step that failed for some files leaves the steps after it to
 def index_partitions(
     checksums: Sequence[str],
     store: Store,
-    batch_size: int = 50,
+    batch_size: int = FILES_PER_RUN,
     say: Callable[[str], None] = print,
     instance: DagsterInstance | None = None,
     log_level: str = "ERROR",

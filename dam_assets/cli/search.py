@@ -19,7 +19,7 @@ from .export import filters_from
 
 def cmd_search(args: argparse.Namespace) -> int:
     from ..library.search import search_moments, search_transcripts
-    from ..media.transcribe import ModelUnavailable
+    from ..models.base import ModelUnavailable
 
     if args.person:
         return _search_person(args)

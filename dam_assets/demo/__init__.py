@@ -52,7 +52,7 @@ def _offline_clip(data) -> None:
     cached = list((data / "models" / "open_clip").glob(f"{model}-{pretrained}.*"))
     if os.environ.get("DAM_CLIP_PRETRAINED") or cached:
         return
-    from ..models.clip import write_tiny_model
+    from .tiny_clip import write_tiny_model
 
     config, weights = write_tiny_model(data / "models" / "demo-tiny-clip")
     os.environ["DAM_CLIP_MODEL"], os.environ["DAM_CLIP_PRETRAINED"] = str(config), str(weights)

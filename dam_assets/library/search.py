@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from .. import settings
+from ..models.clip import EVERY_SECONDS
 from ..storage import Store
 
 
@@ -119,7 +120,7 @@ def search_moments(
     limit: int = 10,
     filters: Filters | None = None,
     data_dir: str | os.PathLike[str] | None = None,
-    every_s: float = 5.0,
+    every_s: float = EVERY_SECONDS,
 ) -> list[dict]:
     """Semantic search: the moments whose frames are closest to a text or to a still, using
     the configured CLIP model (DAM_CLIP_MODEL / DAM_CLIP_PRETRAINED) and only its vectors."""

@@ -1,18 +1,19 @@
 """Faces in one file's frames: detect, filter, crop, align; embeddings come later in batches.
 
-`FaceBatcher` collects aligned faces across files and runs the recognizer whenever a batch is
-full, so a run's files share batches while memory stays bounded by one batch.
+`face_batcher` collects aligned faces across files and runs the recognizer whenever a batch
+is full, so a run's files share batches while memory stays bounded by one batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..models.base import Batcher
 from ..models.faces import FaceModel, FaceSettings
 from .face_tracks import FaceSample
 from .frames import Frame
@@ -48,36 +49,20 @@ class FoundFace:
     face_px: float
 
 
-@dataclass
-class FaceBatcher:
-    model: FaceModel
-    pending: list[tuple[np.ndarray, FoundFace]] = field(default_factory=list)
-    embedded: int = 0
-    error: str | None = None  # the last recognizer failure: its faces keep empty vectors
+def face_batcher(model: FaceModel) -> Batcher:
+    """Aligned faces of a run's files, through the recognizer a batch at a time; each face
+    gets its vector in place."""
 
-    def add(self, aligned: np.ndarray, face: FoundFace) -> None:
-        self.pending.append((aligned, face))
-        if len(self.pending) >= self.model.settings.batch_size:
-            self.flush()
+    def give(face: FoundFace, vector: np.ndarray) -> None:
+        face.sample.vector = vector
 
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        batch, self.pending = self.pending, []  # a failed batch is not retried by every add
-        try:
-            vectors = self.model.embed([a for a, _ in batch])
-        except Exception as exc:  # the files of this batch fail, not the file that filled it
-            self.error = f"{type(exc).__name__}: {exc}"
-            return
-        for (_, face), vector in zip(batch, vectors, strict=True):
-            face.sample.vector = vector
-        self.embedded += len(batch)
+    return Batcher(model.embed, model.settings.batch_size, give)
 
 
 def find_faces(
     frames: Iterable[Frame],
     model: FaceModel,
-    batcher: FaceBatcher,
+    batcher: Batcher,
     crops_dir: Path,
     write_dir: Path | None = None,
     scene_times: set[float] = frozenset(),

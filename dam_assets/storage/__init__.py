@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 
 from .catalog import ensure_catalog, session
@@ -106,6 +107,10 @@ class Store:
                 return con.sql(query, params=params or None).to_arrow_table()
             finally:
                 con.close()
+
+    def frame(self, query: str, params: list | None = None) -> pl.DataFrame:
+        """`sql` as a polars frame (zero-copy from Arrow)."""
+        return pl.from_arrow(self.sql(query, params))  # type: ignore[return-value]
 
     # -- errors ------------------------------------------------------------------------------
     def record_stage_error(

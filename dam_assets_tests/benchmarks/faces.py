@@ -37,7 +37,7 @@ import numpy as np
 from dam_assets.demo import samples as mf
 from dam_assets.demo.tiny_face_pack import write_tiny_face_pack
 from dam_assets.media.face_clusters import PeopleState, knn_graph, unit, update_people
-from dam_assets.media.faces import FaceBatcher, find_faces, sample_times
+from dam_assets.media.faces import face_batcher, find_faces, sample_times
 from dam_assets.media.frames import decode_all, frames_along
 from dam_assets.models.faces import FaceModel, FaceSettings
 
@@ -114,7 +114,7 @@ def throughput(results: Results, work: Path, seconds: float) -> None:
     packs["compute proxy for buffalo_l"] = write_proxy_pack(work / "proxy")
     for label, pack in packs.items():
         model = FaceModel(FaceSettings(model=str(pack)), work).load()
-        batcher = FaceBatcher(model)
+        batcher = face_batcher(model)
 
         def run(model=model, batcher=batcher):
             found, looked = find_faces(frames_along(clip, times), model, batcher, work / "crops")

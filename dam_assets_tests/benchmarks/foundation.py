@@ -296,7 +296,7 @@ def bench_dagster(lib: Library, work: Path, results: Results) -> None:
         # No CLIP weights can be downloaded here: the run's embedding step uses a tiny
         # random-weight model (set before the definitions are imported, as the code version
         # includes the model id).
-        from dam_assets.models.clip import write_tiny_model
+        from dam_assets.demo.tiny_clip import write_tiny_model
 
         config, weights = write_tiny_model(work / "tiny_clip")
         os.environ["DAM_CLIP_MODEL"], os.environ["DAM_CLIP_PRETRAINED"] = str(config), str(weights)

@@ -183,10 +183,10 @@ def child(argv: list[str]) -> dict:
 
         from dam_assets.media.transcribe import (
             WhisperSettings,
-            load_whisper,
             transcribe,
             transcribe_file,
         )
+        from dam_assets.models.whisper import load_whisper
 
         settings = WhisperSettings()
         model = load_whisper(settings, Path(paths[1]))

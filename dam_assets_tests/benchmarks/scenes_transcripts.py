@@ -53,9 +53,9 @@ from dam_assets.media.transcribe import (
     SAMPLE_RATE,
     WhisperSettings,
     load_audio,
-    load_whisper,
     transcribe,
 )
+from dam_assets.models.whisper import load_whisper
 from dam_assets_tests.benchmarks.common import (
     Results,
     add_out,

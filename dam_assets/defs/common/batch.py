@@ -201,10 +201,16 @@ class _File:
         )
 
 
+def probe_rows(store: Store, keys: list[str]) -> dict[str, dict]:
+    """The probe row of each partition that has one (what every asset after probe reads
+    first); a partition without one was not probed, or its file failed probe."""
+    return {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+
+
 def visual_inputs(store: Store, keys: list[str]) -> tuple[dict, dict[str, list[dict]], list[str]]:
     """What the frame-sampling assets read: each partition's probe row, its scenes, and which
     partitions are pictures at all (videos and stills)."""
-    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    probed = probe_rows(store, keys)
     scene_rows: dict[str, list[dict]] = {}
     for row in store.lake.read_units("scenes", keys).to_pylist():
         scene_rows.setdefault(row["checksum"], []).append(row)

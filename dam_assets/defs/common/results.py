@@ -17,6 +17,7 @@ ingest`, the status page and the planner of later runs know why.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 from dagster import (
     AssetExecutionContext,
@@ -27,10 +28,12 @@ from dagster import (
     MetadataValue,
 )
 
+from ...models.base import Model, ModelUnavailable
 from ...storage import Store
 from ...storage.paths import safe_text
 from .batch import BatchOutcome
 
+M = TypeVar("M", bound=Model)
 SHOWN = 50  # failed files listed in the run's failure metadata
 DATA_VERSION_TAG = "dagster/data_version"
 
@@ -90,14 +93,19 @@ def per_file_results(
     )
 
 
-def skip_for_missing_model(
-    context: AssetExecutionContext, store: Store, message: str, model: str
-) -> None:
-    """This run does nothing for this asset: its model is not installed (not the files'
-    fault). One line says what to install; the partitions stay missing."""
+def load_or_skip(context: AssetExecutionContext, store: Store, model: M) -> M | None:
+    """The model, loaded once for the run; or None when it is not installed (not the files'
+    fault): one line says what to install, the skip is recorded, and the asset does nothing,
+    so its partitions stay missing."""
     stage = context.asset_key.to_user_string()
-    context.log.warning(f"{stage} skipped, {len(context.partition_keys)} file(s) wait: {message}")
-    store.record_skip(stage, model, message)
+    try:
+        model.load()
+    except ModelUnavailable as exc:
+        context.log.warning(f"{stage} skipped, {len(context.partition_keys)} file(s) wait: {exc}")
+        store.record_skip(stage, str(getattr(model.settings, "model", model.id)), str(exc))
+        return None
+    store.clear_skip(stage)
+    return model
 
 
 def not_upstream(outcome: BatchOutcome, keys: list[str], have: set[str], upstream: str) -> None:

@@ -22,12 +22,5 @@ index_media_celery_job = define_asset_job(
     "index_media_celery",
     selection=AssetSelection.assets(*MEDIA_ASSETS),
     executor_def=celery_executor,
-    description="index_media with every step on a Celery worker (see dam_assets/distributed.py).",
+    description="index_media with every step on a Celery worker (README > Distributed).",
 )
-
-
-def index_media_celery():
-    """Module-level handle for `reconstructable()`: the run process rebuilds the job here."""
-    from ...definitions import defs
-
-    return defs.resolve_job_def("index_media_celery")

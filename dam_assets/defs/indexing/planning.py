@@ -130,21 +130,18 @@ def plan_runs(
 def unavailable(store: Store) -> dict[str, str]:
     """Assets skipped for a model that is still not installed: asset -> what to install.
     (An asset skipped before whose model is now in place is tried again.)"""
-    from ...media.transcribe import whisper_available
     from ...models.clip import ClipModel
     from ...models.faces import FaceModel
+    from ...models.whisper import WhisperModel
     from ..resources import ClipConfig, FaceConfig, WhisperConfig
 
-    checks = {
+    models = {
+        "transcripts": lambda: WhisperModel(WhisperConfig().settings(), store.models_dir),
         "clip_embeddings": lambda: ClipModel(ClipConfig().settings(), store.models_dir),
         "faces": lambda: FaceModel(FaceConfig().settings(), store.models_dir),
     }
-    missing = {}
-    for stage, skip in store.skips().items():
-        if stage == "transcripts":
-            ready = whisper_available(WhisperConfig().settings().model, store.models_dir)
-        else:
-            ready = checks[stage]().available()
-        if not ready:
-            missing[stage] = skip["message"]
-    return missing
+    return {
+        stage: skip["message"]
+        for stage, skip in store.skips().items()
+        if stage in models and not models[stage]().available()
+    }

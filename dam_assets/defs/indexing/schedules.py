@@ -13,14 +13,12 @@ from dagster import (
 )
 
 from ...settings import cron, timezone
-from ..common.partitions import MEDIA_PARTITIONS_NAME
+from ..common.partitions import FILES_PER_RUN, MEDIA_PARTITIONS_NAME
 from ..common.ranges import range_tags
 from ..resources import DamStorage
 from .jobs import MEDIA_ASSETS, index_media_job, maintain_lake
 from .planning import lacking, plan_runs, unavailable
 from .status import gone_for_good, outdated_partitions
-
-NIGHTLY_BATCH = 50
 
 
 @schedule(
@@ -58,7 +56,7 @@ def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
     )
     day = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%d")
     requests = []
-    for i, planned in enumerate(plan_runs(plan, keys, NIGHTLY_BATCH)):
+    for i, planned in enumerate(plan_runs(plan, keys, FILES_PER_RUN)):
         tags = {**range_tags(planned.keys), "dam/source": "nightly"}
         if any(planned.keys[0] in outdated[a] for a in planned.assets):
             tags["dam/outdated"] = "1"

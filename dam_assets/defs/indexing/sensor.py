@@ -20,9 +20,8 @@ from dagster import (
 from ...library.discovery import scan
 from ...library.rigs import load_rigs
 from ...storage.paths import safe_text
-from ..common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
+from ..common.partitions import FILES_PER_RUN, MEDIA_PARTITIONS_NAME, media_partitions
 from ..common.ranges import range_tags
-from ..media.probe import PARTITIONS_PER_RUN
 from ..people.jobs import face_clusters_job
 from ..resources import DamStorage, MediaDiscovery
 from ..rigs.jobs import capture_sessions_job
@@ -165,7 +164,7 @@ def _lacking_requests(
     )
     hour = int(time.time() // 3600)
     requests = []
-    for planned in plan_runs(plan, keys, PARTITIONS_PER_RUN):
+    for planned in plan_runs(plan, keys, FILES_PER_RUN):
         ident = f"{','.join(planned.assets)}:{planned.keys[0]}:{planned.keys[-1]}"
         digest = hashlib.blake2s(ident.encode()).hexdigest()[:16]
         requests.append(

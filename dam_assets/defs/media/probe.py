@@ -7,16 +7,14 @@ from ...media.probe import probe_file
 from ...storage.paths import display_path, safe_text
 from ...storage.schemas import PROBE, STREAMS, rows_to_table
 from ..common.batch import run_per_partition
-from ..common.partitions import media_partitions
+from ..common.partitions import FILES_PER_RUN, media_partitions
 from ..common.results import per_file_results
 from ..resources import DamStorage
-
-PARTITIONS_PER_RUN = 50
 
 
 @asset(
     partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
     group_name="media",
     kinds={"pyav", "parquet"},
     code_version="probe-1",

@@ -6,17 +6,17 @@ from dagster import AssetExecutionContext, BackfillPolicy, asset
 
 from ...media.scenes import detect_scenes, write_keyframes
 from ...storage.schemas import SCENES, rows_to_table
-from ..common.batch import run_per_partition
-from ..common.partitions import media_partitions
+from ..common.batch import probe_rows, run_per_partition
+from ..common.partitions import FILES_PER_RUN, media_partitions
 from ..common.results import not_upstream, per_file_results
 from ..common.versions import scenes_version
 from ..resources import DamStorage, SceneDetectionConfig
-from .probe import PARTITIONS_PER_RUN, probe
+from .probe import probe
 
 
 @asset(
     partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
     deps=[probe],
     group_name="media",
     kinds={"pyscenedetect", "parquet"},
@@ -35,7 +35,7 @@ def scenes(
     settings = scene_detection.settings()
     params = json.dumps(settings.params(), sort_keys=True)
     keys = list(context.partition_keys)
-    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    probed = probe_rows(store, keys)
     videos = [k for k in keys if k in probed and probed[k]["media_kind"] == "video"]
     for key in set(probed) - set(videos):  # audio and stills: no scenes, and no stale rows
         store.lake.write_unit("scenes", key, SCENES.schema.empty_table())

@@ -4,16 +4,16 @@ from dagster import AssetExecutionContext, BackfillPolicy, asset
 
 from ...media.thumbnails import image_thumbnails, video_thumbnails
 from ...storage.schemas import THUMBNAILS, rows_to_table
-from ..common.batch import run_per_partition
-from ..common.partitions import media_partitions
+from ..common.batch import probe_rows, run_per_partition
+from ..common.partitions import FILES_PER_RUN, media_partitions
 from ..common.results import not_upstream, per_file_results
 from ..resources import DamStorage
-from .probe import PARTITIONS_PER_RUN, probe
+from .probe import probe
 
 
 @asset(
     partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
     deps=[probe],
     group_name="media",
     kinds={"pyav", "pillow", "parquet"},
@@ -26,7 +26,7 @@ from .probe import PARTITIONS_PER_RUN, probe
 def thumbnails(context: AssetExecutionContext, storage: DamStorage) -> Iterator:
     store = storage.store()
     keys = list(context.partition_keys)
-    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    probed = probe_rows(store, keys)
     # Files that failed probe were recorded there; nothing to add here.
     todo = [k for k in keys if k in probed]
     written = {"poster": 0, "tile": 0}

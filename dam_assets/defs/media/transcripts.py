@@ -6,24 +6,25 @@ from datetime import UTC, datetime
 from dagster import AssetExecutionContext, BackfillPolicy, asset
 
 from ...media.output import write_text
-from ...media.transcribe import ModelUnavailable, load_whisper, to_srt, to_vtt, transcribe_file
+from ...media.transcribe import to_srt, to_vtt
+from ...models.whisper import WhisperModel
 from ...storage.schemas import (
     TRANSCRIPT_SEGMENTS,
     TRANSCRIPT_WORDS,
     TRANSCRIPTS,
     rows_to_table,
 )
-from ..common.batch import run_per_partition
-from ..common.partitions import media_partitions
-from ..common.results import not_upstream, per_file_results, skip_for_missing_model
+from ..common.batch import probe_rows, run_per_partition
+from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.results import load_or_skip, not_upstream, per_file_results
 from ..common.versions import transcripts_version
 from ..resources import DamStorage, WhisperConfig
-from .probe import PARTITIONS_PER_RUN, probe
+from .probe import probe
 
 
 @asset(
     partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
     deps=[probe],
     group_name="media",
     kinds={"faster-whisper", "parquet"},
@@ -41,7 +42,7 @@ def transcripts(
     settings = whisper.settings()
     settings_json = json.dumps(asdict(settings), sort_keys=True)
     keys = list(context.partition_keys)
-    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    probed = probe_rows(store, keys)
     with_audio = [k for k in keys if k in probed and (probed[k]["audio_streams"] or 0) > 0]
 
     def save(checksum: str, status: str, transcript=None) -> None:
@@ -84,20 +85,15 @@ def transcripts(
         }
         store.lake.write_unit("transcripts", checksum, rows_to_table(TRANSCRIPTS, [row]))
 
-    model = None
-    if with_audio:
-        try:
-            model = load_whisper(settings, store.models_dir)
-        except ModelUnavailable as exc:
-            skip_for_missing_model(context, store, str(exc), settings.model)
-            return
-    store.clear_skip("transcripts")
+    model = WhisperModel(settings, store.models_dir)
+    if with_audio and load_or_skip(context, store, model) is None:
+        return
     for key in set(probed) - set(with_audio):
         save(key, "no_audio")  # not an error: there is nothing to transcribe
     totals = {"media_s": 0.0, "seconds": 0.0, "speech_s": 0.0, "languages": set()}
 
     def work(checksum: str, path: str) -> dict:
-        transcript = transcribe_file(model, path, settings)  # streamed: bounded memory
+        transcript = model.transcribe(path)  # streamed: bounded memory
         save(checksum, transcript.status, transcript)
         totals["media_s"] += transcript.duration_s
         totals["seconds"] += transcript.seconds

@@ -7,16 +7,15 @@ from PIL import Image
 
 from ...media.errors import MediaError
 from ...media.face_tracks import carry_over, link_tracks, stable_track_ids
-from ...media.faces import FaceBatcher, FoundFace, find_faces, sample_times
+from ...media.faces import FoundFace, face_batcher, find_faces, sample_times
 from ...media.frames import Frame, frames_along
-from ...media.transcribe import ModelUnavailable
 from ...models.faces import FaceModel
 from ...storage.schemas import FACE_TRACKS, FACES, rows_to_table
 from ..common.batch import run_per_partition, visual_inputs
-from ..common.partitions import media_partitions
-from ..common.results import not_upstream, per_file_results, skip_for_missing_model
+from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.results import load_or_skip, not_upstream, per_file_results
 from ..common.versions import faces_version
-from ..media.probe import PARTITIONS_PER_RUN, probe
+from ..media.probe import probe
 from ..media.scenes import scenes
 from ..media.thumbnails import thumbnails
 from ..resources import DamStorage, FaceConfig
@@ -26,7 +25,7 @@ TRACKING = {"min_iou": 0.3, "min_similarity": 0.5, "max_gap_s": 1.0, "min_length
 
 @asset(
     partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
     deps=[probe, scenes, thumbnails],
     group_name="people",
     kinds={"insightface", "onnx", "lancedb"},
@@ -50,13 +49,10 @@ def faces(
         visual = []
         model = None
     else:
-        try:
-            model = FaceModel(settings, store.models_dir).load()
-        except ModelUnavailable as exc:
-            skip_for_missing_model(context, store, str(exc), settings.model)
+        model = load_or_skip(context, store, FaceModel(settings, store.models_dir))
+        if model is None:
             return
-    store.clear_skip("faces")
-    batcher = FaceBatcher(model) if model else None
+    batcher = face_batcher(model) if model else None
     found: dict[str, list[FoundFace]] = {}
     cuts: dict[str, list[float]] = {}
     looked_total = 0

@@ -14,16 +14,16 @@ from ...media.output import write_text
 from ...media.sessions import group_sessions, link_takes, sync_session
 from ...storage.paths import display_path
 from ...storage.schemas import CAPTURE_SEGMENTS, CAPTURE_SESSIONS, CAPTURE_SYNC, rows_to_table
-from ..common.batch import run_per_partition
-from ..common.partitions import media_partitions
+from ..common.batch import probe_rows, run_per_partition
+from ..common.partitions import FILES_PER_RUN, media_partitions
 from ..common.results import not_upstream, per_file_results
-from ..media.probe import PARTITIONS_PER_RUN, probe
+from ..media.probe import probe
 from ..resources import DamStorage
 
 
 @asset(
     partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
     deps=[probe],
     group_name="rigs",
     kinds={"pyav", "parquet"},
@@ -37,7 +37,7 @@ def capture_segments(context: AssetExecutionContext, storage: DamStorage) -> Ite
     store = storage.store()
     rigs = load_rigs()
     keys = list(context.partition_keys)
-    probed = {r["checksum"]: r for r in store.lake.read_units("probe", keys).to_pylist()}
+    probed = probe_rows(store, keys)
     where = store.locations(keys)
     found = 0
 

@@ -7,14 +7,13 @@ from PIL import Image
 from ...media.frames import interval_times, keyframes_at
 from ...media.output import save_jpeg
 from ...media.tags import PROMPT, zero_shot
-from ...media.transcribe import ModelUnavailable
+from ...models.base import Batcher
 from ...models.clip import ClipModel
 from ...storage.schemas import CLIP_FRAMES, TAGS, rows_to_table
 from ..common.batch import run_per_partition, visual_inputs
-from ..common.partitions import media_partitions
-from ..common.results import not_upstream, per_file_results, skip_for_missing_model
+from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.results import load_or_skip, not_upstream, per_file_results
 from ..common.versions import clip_version
-from ..media.probe import PARTITIONS_PER_RUN
 from ..media.scenes import scenes
 from ..media.thumbnails import thumbnails
 from ..resources import ClipConfig, DamStorage
@@ -31,7 +30,7 @@ def _version(clip: ClipConfig) -> str:
 
 @asset(
     partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
+    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
     deps=[scenes, thumbnails],  # scene keyframes, and the poster of every still
     group_name="search",
     kinds={"open-clip", "pytorch", "lancedb"},
@@ -49,31 +48,18 @@ def clip_embeddings(
     settings = clip.settings()
     keys = list(context.partition_keys)
     probed, scene_rows, visual = visual_inputs(store, keys)
-    try:
-        model = ClipModel(settings, store.models_dir).load()
-    except ModelUnavailable as exc:
-        skip_for_missing_model(context, store, str(exc), f"{settings.model}/{settings.pretrained}")
+    model = load_or_skip(context, store, ClipModel(settings, store.models_dir))
+    if model is None:
         return
-    store.clear_skip("clip_embeddings")
 
     frames: dict[str, list[dict]] = {}  # checksum -> frame rows (vector filled in below)
-    images: list[Image.Image] = []
-    slots: list[dict] = []
 
-    failure: list[str] = []
+    def give(row: dict, vector: np.ndarray) -> None:
+        row["vector"] = vector
+        row["model_id"] = model.id
 
-    def embed_pending() -> None:
-        batch, rows = images[:], slots[:]
-        images.clear()  # a failed chunk is not retried by every later file
-        slots.clear()
-        try:
-            vectors = model.embed_images(batch)
-        except Exception as exc:  # the chunk's files fail, not the file that filled it
-            failure.append(f"{type(exc).__name__}: {exc}")
-            return
-        for row, vector in zip(rows, vectors, strict=True):
-            row["vector"] = vector
-            row["model_id"] = model.id
+    # The model loads once per run; batches mix files; a failed batch fails only its files.
+    batcher = Batcher(model.embed_images, EMBED_CHUNK, give)
 
     def extract(checksum: str, path: str) -> dict:
         info = probed[checksum]
@@ -117,19 +103,14 @@ def clip_embeddings(
                 old.unlink()
         frames[checksum] = [r for r, _ in rows]
         for row, image in rows:
-            slots.append(row)
-            images.append(image)
-        if len(images) >= EMBED_CHUNK:
-            embed_pending()
+            batcher.add(image, row)
         return {"frames": len(rows)}
 
     outcome = run_per_partition(context, store, "clip_embeddings", visual, extract)
-    # The model loads once per run; batches mix files; frames are embedded chunk by chunk.
-    if images:
-        embed_pending()
+    batcher.flush()  # the run's last partial batch
     for key in list(outcome.done):  # a chunk failed to embed: those files are not done
         if any("vector" not in r for r in frames[key]):
-            message = f"the CLIP model failed on this file's frames: {failure[-1]}"
+            message = f"the CLIP model failed on this file's frames: {batcher.error}"
             store.record_stage_error("clip_embeddings", key, None, "EmbeddingError", message)
             outcome.fail(key, message)
 
