@@ -6,7 +6,7 @@ open for days. Frames come zero-copy from Arrow; `.to_pandas()` converts when ne
 
     from dam_assets import catalog
     catalog.files().filter(pl.col("duration_s") > 60)
-    catalog.query("SELECT camera_model, count(*) AS n FROM probe GROUP BY ALL")
+    catalog.query("SELECT make, model, count(*) AS n FROM probe GROUP BY ALL")
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import polars as pl
 
 from . import settings
 from .storage import Store
+from .storage.schemas import PROBE
 
 
 def _store(data_dir: str | os.PathLike[str] | None) -> Store:
@@ -41,9 +42,10 @@ def table(name: str, data_dir: str | os.PathLike[str] | None = None) -> pl.DataF
 
 def files(data_dir: str | os.PathLike[str] | None = None) -> pl.DataFrame:
     """Every file present now, with its probe facts: one row per path."""
+    mine = ["path", "checksum", "size_bytes", "media_kind"]
+    facts = ", ".join(f'p."{c}"' for c in PROBE.schema.names if c not in mine)
     return query(
-        "SELECT f.path, f.checksum, f.size_bytes, f.media_kind,"
-        " p.* EXCLUDE (checksum, media_kind)"
+        f"SELECT {', '.join('f.' + c for c in mine)}, {facts}"
         " FROM media_files f LEFT JOIN probe p USING (checksum)"
         " WHERE NOT f.missing ORDER BY f.path",
         data_dir=data_dir,

@@ -165,3 +165,19 @@ def hub_offline() -> bool:
 def watch_roots_configured() -> bool:
     """Whether watched folders were given (else the default inbox is ours to create)."""
     return bool(os.environ.get("DAM_WATCH_ROOTS", "").strip())
+
+
+def dagster_home() -> Path:
+    """`DAGSTER_HOME`, default the project root (its dagster.yaml is the repo's)."""
+    return Path(os.environ.get("DAGSTER_HOME") or project_root()).expanduser()
+
+
+def configured(name: str) -> bool:
+    """Whether a person set this variable (a default is not a choice, a value is)."""
+    return bool(os.environ.get(name, "").strip())
+
+
+def pin(**values: str | os.PathLike[str]) -> None:
+    """Set variables for this process and the runs it starts (they read them again)."""
+    for name, value in values.items():
+        os.environ[name] = str(value)

@@ -238,6 +238,28 @@ def test_asset_checks_pass_then_name_the_broken_partition(instance, store, watch
     failing = {e.check_name: e for e in library.get_asset_check_evaluations()}
     thumbs = failing["thumbnail_files_exist"]
     assert not thumbs.passed and thumbs.metadata["partitions"].value == poster["checksum"]
+    # a scene list with a hole at the start, and a second probe row, are named as well
+    from dagster import build_asset_check_context
+
+    from dam_assets.defs.media.checks import probe_one_row_per_partition, scenes_cover_duration
+    from dam_assets.storage.schemas import PROBE, SCENES, rows_to_table
+
+    [video, other] = (
+        store.sql("SELECT DISTINCT checksum FROM scenes ORDER BY checksum LIMIT 2")
+        .column(0)
+        .to_pylist()
+    )
+    cut = sorted(store.lake.read_units("scenes", [video]).to_pylist(), key=lambda r: r["start_s"])
+    cut[0] = {**cut[0], "start_s": cut[0]["start_s"] + 1.0}
+    store.lake.write_unit("scenes", video, rows_to_table(SCENES, cut))
+    context = build_asset_check_context(instance=instance)
+    storage = DamStorage(data_dir=str(store.data_dir))
+    scenes_check = scenes_cover_duration(context, storage)
+    assert not scenes_check.passed and scenes_check.metadata["partitions"].value == video
+    twice = store.lake.read_units("probe", [other]).to_pylist() * 2
+    store.lake.write_unit("probe", other, rows_to_table(PROBE, twice))
+    probe_check = probe_one_row_per_partition(context, storage)
+    assert not probe_check.passed and probe_check.metadata["partitions"].value == other
 
 
 def test_nightly_reruns_what_is_missing_then_nothing(

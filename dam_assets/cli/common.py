@@ -9,7 +9,6 @@ import json
 import os
 import sys
 from datetime import date, datetime
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -30,10 +29,10 @@ def use_instance_home() -> None:
     decides (data folder, rigs.yaml) is settled first."""
     from ..library.rigs import rigs_path
 
-    os.environ["DAM_DATA_DIR"] = str(settings.data_dir())
-    os.environ["DAM_RIGS"] = str(rigs_path().absolute())
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root()).expanduser()
-    os.environ["DAGSTER_HOME"] = str(home)
+    home = settings.dagster_home()
+    settings.pin(
+        DAM_DATA_DIR=settings.data_dir(), DAM_RIGS=rigs_path().absolute(), DAGSTER_HOME=home
+    )
     home.mkdir(parents=True, exist_ok=True)
     os.chdir(home)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 from .. import settings
@@ -50,12 +49,12 @@ def _offline_clip(data) -> None:
     random-weight model so every step runs. Its search results mean nothing."""
     model, pretrained = settings.clip_model()
     cached = list((data / "models" / "open_clip").glob(f"{model}-{pretrained}.*"))
-    if os.environ.get("DAM_CLIP_PRETRAINED") or cached:
+    if settings.configured("DAM_CLIP_PRETRAINED") or cached:
         return
     from .tiny_clip import write_tiny_model
 
     config, weights = write_tiny_model(data / "models" / "demo-tiny-clip")
-    os.environ["DAM_CLIP_MODEL"], os.environ["DAM_CLIP_PRETRAINED"] = str(config), str(weights)
+    settings.pin(DAM_CLIP_MODEL=config, DAM_CLIP_PRETRAINED=weights)
     print(
         "No CLIP weights here: this demo embeds frames with a tiny random-weight model, so"
         " semantic search runs but means nothing. README > Models explains where to put"
@@ -70,12 +69,14 @@ def _offline_faces(data) -> None:
     from ..models.faces import pack_dir
 
     model = settings.face_model()
-    if os.environ.get("DAM_FACE_MODEL") or any(pack_dir(model, data / "models").glob("*.onnx")):
+    if settings.configured("DAM_FACE_MODEL") or any(
+        pack_dir(model, data / "models").glob("*.onnx")
+    ):
         return
     from .tiny_face_pack import write_tiny_face_pack
 
     pack = write_tiny_face_pack(data / "models" / "demo-tiny-faces")
-    os.environ["DAM_FACE_MODEL"] = str(pack)
+    settings.pin(DAM_FACE_MODEL=pack)
     print(
         f"No insightface pack here ({model}): this demo finds the coloured-square faces of its"
         " sample video with a tiny test pack. README > Faces says how to install buffalo_l.",

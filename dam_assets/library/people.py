@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import polars as pl
+
 from ..media.face_clusters import ClusterParams, update_people
 from ..storage import Store
 from ..storage.schemas import FACE_CLUSTERS, PEOPLE, rows_to_table
@@ -134,22 +136,24 @@ def appearances(
 ) -> dict[int, list[dict]]:
     """Per person, the files they appear in with time ranges (tracks closer than `join_gap_s`
     joined), in one query."""
-    rows = store.sql(
+    tracks = store.frame(
         "SELECT c.person_id, c.checksum, c.start_s, c.end_s, any_value(m.path) path"
         " FROM face_clusters c LEFT JOIN media_files m ON m.checksum = c.checksum"
-        " AND NOT m.missing WHERE list_contains($1, c.person_id) GROUP BY ALL"
-        " ORDER BY c.person_id, c.checksum, c.start_s",
+        " AND NOT m.missing WHERE list_contains($1, c.person_id) GROUP BY ALL",
         [list(person_ids) or [-1]],
-    ).to_pylist()
+    ).sort("person_id", "checksum", "start_s")
+    file = ["person_id", "checksum"]
+    # a track starting more than the gap after every earlier one of that file ends opens a range
+    opens = pl.col("start_s") - pl.col("end_s").cum_max().shift(1).over(file) > join_gap_s
+    ranges = (
+        tracks.with_columns(run=opens.fill_null(True).cum_sum().over(file))
+        .group_by([*file, "run"], maintain_order=True)
+        .agg(pl.col("path").first(), pl.col("start_s").min(), pl.col("end_s").max())
+    )
     out: dict[int, dict[str, dict]] = {p: {} for p in person_ids}
-    for row in rows:
-        files = out[row["person_id"]]
-        entry = files.setdefault(
+    for row in ranges.iter_rows(named=True):
+        entry = out[row["person_id"]].setdefault(
             row["checksum"], {"checksum": row["checksum"], "path": row["path"], "ranges": []}
         )
-        ranges = entry["ranges"]
-        if ranges and row["start_s"] - ranges[-1][1] <= join_gap_s:
-            ranges[-1][1] = max(ranges[-1][1], row["end_s"])
-        else:
-            ranges.append([row["start_s"], row["end_s"]])
+        entry["ranges"].append([row["start_s"], row["end_s"]])
     return {p: list(files.values()) for p, files in out.items()}

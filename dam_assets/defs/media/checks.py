@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import polars as pl
 from dagster import AssetCheckExecutionContext, AssetCheckResult, asset_check
 
 from ..common.checks import all_partitions, check_result, materialized_keys, scope_of, where_in
@@ -24,24 +25,19 @@ def probe_one_row_per_partition(
     scope = scope_of(context)
     keys = all_partitions(context) if scope is None else scope
     where, params = where_in(scope)
-    counts = {
-        r["checksum"]: r["n"]
-        for r in store.sql(
-            f"SELECT checksum, count(*) n FROM probe WHERE {where} GROUP BY ALL", params
-        ).to_pylist()
-    }
-    failed = set(
-        store.sql(
-            f"SELECT DISTINCT checksum FROM ingest_errors WHERE stage = 'probe' AND {where}",
-            params,
-        )
-        .column("checksum")
-        .to_pylist()
+    counts = store.frame(
+        f"SELECT checksum, count(*) n FROM probe WHERE {where} GROUP BY ALL", params
+    )
+    failed = store.frame(
+        f"SELECT DISTINCT checksum FROM ingest_errors WHERE stage = 'probe' AND {where}", params
     )
     materialized = materialized_keys(context, probe.key, keys)
-    bad = [
-        k for k in materialized if counts.get(k, 0) > 1 or (k not in failed and not counts.get(k))
-    ]
+    bad = (
+        pl.DataFrame({"checksum": materialized}, schema={"checksum": pl.String})
+        .join(counts, on="checksum", how="left")
+        .join(failed.with_columns(failed=pl.lit(True)), on="checksum", how="left")
+        .filter((pl.col("n") > 1) | (pl.col("n").is_null() & pl.col("failed").is_null()))
+    )["checksum"].to_list()
     return check_result(bad, len(materialized), "exactly one row per probed file")
 
 
@@ -67,26 +63,18 @@ def thumbnail_files_exist(context: AssetCheckExecutionContext, storage: DamStora
 )
 def scenes_cover_duration(context: AssetCheckExecutionContext, storage: DamStorage):
     where, params = where_in(scope_of(context), "s.")
-    rows = (
-        storage.store()
-        .sql(
-            "SELECT s.checksum, min(s.start_s) first, max(s.end_s) last, sum(s.duration_s) total,"
-            " any_value(s.fps) fps, any_value(p.duration_s) duration"
-            f" FROM scenes s JOIN probe p USING (checksum) WHERE {where} GROUP BY s.checksum",
-            params,
-        )
-        .to_pylist()
+    per_file = storage.store().frame(
+        "SELECT s.checksum, min(s.start_s) first, max(s.end_s) last, sum(s.duration_s) total,"
+        " any_value(s.fps) fps, any_value(p.duration_s) duration"
+        f" FROM scenes s JOIN probe p USING (checksum) WHERE {where} GROUP BY s.checksum",
+        params,
     )
-    bad = []
-    for r in rows:
-        slack = 1.5 / (r["fps"] or 25) + 0.05
-        if (
-            r["first"] > slack
-            or abs(r["total"] - (r["last"] - r["first"])) > slack
-            or (r["duration"] and abs(r["last"] - r["duration"]) > slack + 0.1)
-        ):
-            bad.append(r["checksum"])
-    return check_result(bad, len(rows), "scenes cover each video")
+    first, last, duration = pl.col("first"), pl.col("last"), pl.col("duration")
+    slack = 1.5 / pl.when(pl.col("fps") > 0).then(pl.col("fps")).otherwise(25) + 0.05
+    gap = (first > slack) | ((pl.col("total") - (last - first)).abs() > slack)  # hole, overlap
+    short = (duration > 0) & ((last - duration).abs() > slack + 0.1)  # ends before the file
+    bad = per_file.filter(gap | short.fill_null(False))["checksum"].to_list()
+    return check_result(bad, per_file.height, "scenes cover each video")
 
 
 @asset_check(

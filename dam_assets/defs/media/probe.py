@@ -1,24 +1,21 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
+from dagster import AssetExecutionContext, MetadataValue
 
 from ...media.probe import probe_file
 from ...storage.paths import display_path, safe_text
 from ...storage.schemas import PROBE, STREAMS, rows_to_table
 from ..common.batch import run_per_partition
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import per_file_results
 from ..resources import DamStorage
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     group_name="media",
     kinds={"pyav", "parquet"},
     code_version="probe-1",
-    output_required=False,  # per-file results: see results.py
     description="Technical metadata of every file (PyAV): container, streams, colour, HDR, VFR,"
     " rotation, audio layout, subtitles, camera tags. Tables `probe` and `streams`.",
 )

@@ -2,21 +2,19 @@ import json
 import time
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 
 from ...media.scenes import detect_scenes, write_keyframes
 from ...storage.schemas import SCENES, rows_to_table
 from ..common.batch import probe_rows, run_per_partition
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import not_upstream, per_file_results
 from ..common.versions import scenes_version
 from ..resources import DamStorage, SceneDetectionConfig
 from .probe import probe
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     deps=[probe],
     group_name="media",
     kinds={"pyscenedetect", "parquet"},
@@ -24,7 +22,6 @@ from .probe import probe
     # existing partitions stale in the UI (and for the nightly re-materialization).
     code_version=scenes_version(SceneDetectionConfig().settings()),
     pool="video_analysis",
-    output_required=False,  # per-file results: see results.py
     description="Scene cuts (PySceneDetect; ContentDetector by default) with start/end time and"
     " frame, and one best-quality keyframe per scene. Table `scenes`; only videos have scenes.",
 )

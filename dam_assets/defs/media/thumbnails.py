@@ -1,24 +1,21 @@
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 
 from ...media.thumbnails import image_thumbnails, video_thumbnails
 from ...storage.schemas import THUMBNAILS, rows_to_table
 from ..common.batch import probe_rows, run_per_partition
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import not_upstream, per_file_results
 from ..resources import DamStorage
 from .probe import probe
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     deps=[probe],
     group_name="media",
     kinds={"pyav", "pillow", "parquet"},
     code_version="thumbnails-1",
-    output_required=False,  # per-file results: see results.py
     description="Poster frame picked by a quality score (two sizes) and a scrub sprite sheet with"
     " a WebVTT index, from keyframes only. Files under thumbnails/, rows in `thumbnails`."
     " Audio-only files get none.",

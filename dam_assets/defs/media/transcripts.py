@@ -3,7 +3,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 
 from ...media.output import write_text
 from ...media.transcribe import to_srt, to_vtt
@@ -15,22 +15,19 @@ from ...storage.schemas import (
     rows_to_table,
 )
 from ..common.batch import probe_rows, run_per_partition
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import load_or_skip, not_upstream, per_file_results
 from ..common.versions import transcripts_version
 from ..resources import DamStorage, WhisperConfig
 from .probe import probe
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     deps=[probe],
     group_name="media",
     kinds={"faster-whisper", "parquet"},
     code_version=transcripts_version(WhisperConfig().settings()),
     pool="transcription",  # dagster.yaml limits each pool to one step at a time
-    output_required=False,  # per-file results and model skips: see results.py
     description="Speech to text with faster-whisper: segments and words with times, language,"
     " WebVTT/SRT captions under captions/, and the full-text index behind `dam search --text`."
     " Files without audio or with silence get an empty transcript marked as such.",

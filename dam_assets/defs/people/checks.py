@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import polars as pl
 from dagster import AssetCheckExecutionContext, asset_check
 
 from ..common.checks import check_result, scope_of, where_in
@@ -19,21 +20,32 @@ def faces_match_vectors_and_crops(context: AssetCheckExecutionContext, storage: 
     store = storage.store()
     scope = scope_of(context)
     where, params = where_in(scope)
-    rows = store.sql(
+    found = store.frame(
         f"SELECT checksum, face_id, track_id, crop FROM faces WHERE {where}", params
-    ).to_pylist()
-    tracks = store.sql(f"SELECT checksum, track_id FROM face_tracks WHERE {where}", params)
-    tracks = tracks.to_pylist()
-    lance_faces = {r["row_id"] for r in store.face_vectors.rows(("row_id",), scope).to_pylist()}
-    lance_tracks = {r["row_id"] for r in store.track_vectors.rows(("row_id",), scope).to_pylist()}
-    track_ids = {t["track_id"] for t in tracks}
-    bad = {r["checksum"] for r in rows if r["face_id"] not in lance_faces}
-    bad |= {r["checksum"] for r in rows if r["track_id"] and r["track_id"] not in track_ids}
-    bad |= {r["checksum"] for r in rows if not Path(r["crop"]).is_file()}
-    bad |= {t["checksum"] for t in tracks if t["track_id"] not in lance_tracks}
-    orphans = (lance_faces - {r["face_id"] for r in rows}) | (lance_tracks - track_ids)
-    bad |= {o.split(":")[0] for o in orphans}
-    return check_result(sorted(bad), len(rows), "faces == vectors, tracks exist, crops on disk")
+    )
+    tracks = store.frame(f"SELECT checksum, track_id FROM face_tracks WHERE {where}", params)
+    lance_faces = pl.from_arrow(store.face_vectors.rows(("row_id",), scope)).rename(
+        {"row_id": "face_id"}
+    )
+    lance_tracks = pl.from_arrow(store.track_vectors.rows(("row_id",), scope)).rename(
+        {"row_id": "track_id"}
+    )
+    on_disk = found["crop"].map_elements(lambda p: Path(p).is_file(), return_dtype=pl.Boolean)
+    bad_rows = [
+        found.join(lance_faces, on="face_id", how="anti"),  # a face without its vector
+        found.filter(pl.col("track_id").is_not_null()).join(tracks, on="track_id", how="anti"),
+        found.filter(~on_disk),  # the crop is gone
+        tracks.join(lance_tracks, on="track_id", how="anti"),  # a track without its vector
+    ]
+    orphans = pl.concat(  # vectors whose rows are gone; their checksum leads the row id
+        [
+            lance_faces.join(found, on="face_id", how="anti")["face_id"],
+            lance_tracks.join(tracks, on="track_id", how="anti")["track_id"],
+        ]
+    )
+    bad = set(pl.concat([b["checksum"] for b in bad_rows]).to_list())
+    bad |= set(orphans.str.split(":").list.first().to_list())
+    return check_result(sorted(bad), found.height, "faces == vectors, tracks exist, crops on disk")
 
 
 @asset_check(

@@ -2,7 +2,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 from PIL import Image
 
 from ...media.errors import MediaError
@@ -12,7 +12,7 @@ from ...media.frames import Frame, frames_along
 from ...models.faces import FaceModel
 from ...storage.schemas import FACE_TRACKS, FACES, rows_to_table
 from ..common.batch import run_per_partition, visual_inputs
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import load_or_skip, not_upstream, per_file_results
 from ..common.versions import faces_version
 from ..media.probe import probe
@@ -23,15 +23,12 @@ from ..resources import DamStorage, FaceConfig
 TRACKING = {"min_iou": 0.3, "min_similarity": 0.5, "max_gap_s": 1.0, "min_length": 3}
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     deps=[probe, scenes, thumbnails],
     group_name="people",
     kinds={"insightface", "onnx", "lancedb"},
     code_version=faces_version(FaceConfig().settings(), TRACKING),
     pool="faces",
-    output_required=False,  # per-file results and model skips: see results.py
     description="Faces (insightface) in frames sampled twice a second plus every scene's"
     " keyframe, filtered by size, score and sharpness, recognised in batches across the run's"
     " files, and linked into tracks (one face through a shot). Tables `faces`, `face_tracks`;"

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from ...library.rigs import load_rigs
 from ...media.audio_sync import scan_track
@@ -15,20 +15,17 @@ from ...media.sessions import group_sessions, link_takes, sync_session
 from ...storage.paths import display_path
 from ...storage.schemas import CAPTURE_SEGMENTS, CAPTURE_SESSIONS, CAPTURE_SYNC, rows_to_table
 from ..common.batch import probe_rows, run_per_partition
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import not_upstream, per_file_results
 from ..media.probe import probe
 from ..resources import DamStorage
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     deps=[probe],
     group_name="rigs",
     kinds={"pyav", "parquet"},
     code_version="capture-segments-1",
-    output_required=False,  # per-file results: see results.py
     description="For files of a camera rig (rigs.yaml / `dam ingest --rig`): rig, camera, role,"
     " capture start and its source (timecode, sidecar, creation_time, file name, mtime), start"
     " timecode, duration, audio, GoPro chapters. Files outside any rig get no row.",

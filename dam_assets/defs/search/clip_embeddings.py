@@ -1,7 +1,7 @@
 from collections.abc import Iterator
 
 import numpy as np
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 from PIL import Image
 
 from ...media.frames import interval_times, keyframes_at
@@ -11,7 +11,7 @@ from ...models.base import Batcher
 from ...models.clip import ClipModel
 from ...storage.schemas import CLIP_FRAMES, TAGS, rows_to_table
 from ..common.batch import run_per_partition, visual_inputs
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import load_or_skip, not_upstream, per_file_results
 from ..common.versions import clip_version
 from ..media.scenes import scenes
@@ -28,15 +28,12 @@ def _version(clip: ClipConfig) -> str:
     return clip_version(clip.settings(), clip.every_seconds, clip.vocabulary(), clip.tags_per_scene)
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     deps=[scenes, thumbnails],  # scene keyframes, and the poster of every still
     group_name="search",
     kinds={"open-clip", "pytorch", "lancedb"},
     code_version=_version(ClipConfig()),
     pool="embedding",
-    output_required=False,  # per-file results and model skips: see results.py
     description="CLIP vectors for every scene's keyframe plus a frame every few seconds (seeking,"
     " not decoding everything), batched across the run's files, in LanceDB table `clip_frames`;"
     " zero-shot tags per scene in `tags`.",
