@@ -38,8 +38,10 @@ def _modules(folder: str) -> list[Path]:
     return sorted((PACKAGE / folder).rglob("*.py"))
 
 
-def test_dg_loads_the_defs_folder():
-    env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", "/tmp")}
+def test_dg_loads_the_defs_folder(tmp_path):
+    # a fresh instance and none of the settings another test may have left in the environment
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DAM_"))}
+    env.update(DAGSTER_HOME=str(tmp_path), VIRTUAL_ENV=sys.prefix)
     checked = subprocess.run(
         [str(DG), "check", "defs"], cwd=PACKAGE.parent, env=env, capture_output=True, text=True
     )
