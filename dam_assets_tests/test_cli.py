@@ -27,7 +27,7 @@ def env(tmp_path) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(home), "DAM_DATA_DIR": str(tmp_path / "data")}
 
 
-def test_ingest_status_sql(tmp_path, library, bad_files, env):
+def test_ingest_status_sql(tmp_path, library, bad_files, env, monkeypatch):
     media = tmp_path / "offload"
     for name, path in library.items():
         copy_settled(path, media / name / path.name)
@@ -73,7 +73,7 @@ def test_ingest_status_sql(tmp_path, library, bad_files, env):
     assert "Indexed 0 new file(s) in 0 run(s); 9 already indexed" in again.stdout
     from dagster import DagsterInstance
 
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     with DagsterInstance.get() as instance:
         runs = instance.get_runs()
         # one run of every asset, failed for the bad files; then the good files' other assets

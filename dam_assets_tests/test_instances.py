@@ -37,7 +37,7 @@ def instance_home(request, tmp_path):
     return request.param, home
 
 
-def test_ingest_end_to_end_on_each_storage(instance_home, tmp_path, library):
+def test_ingest_end_to_end_on_each_storage(instance_home, tmp_path, library, monkeypatch):
     kind, home = instance_home
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAM_DATA_DIR": str(tmp_path / "data")}
     media = tmp_path / "media"
@@ -54,7 +54,7 @@ def test_ingest_end_to_end_on_each_storage(instance_home, tmp_path, library):
         ).stdout
     )
     assert {a["asset"]: a["materialized"] for a in status["assets"]}["probe"] == 3
-    os.environ["DAGSTER_HOME"] = str(home)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.get() as instance:
         storage = type(instance.run_storage).__name__
         assert storage == ("PostgresRunStorage" if kind == "postgres" else "SqliteRunStorage")
