@@ -11,6 +11,7 @@ import argparse
 import warnings
 from collections.abc import Sequence
 
+from .archive import add_parser as add_archive_parser
 from .common import EXIT_CRASH, InstanceUnreachable, Parser, print_table, say
 from .export import cmd_export, export_output_args, filter_args
 from .faces import cmd_faces
@@ -124,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
     compact.set_defaults(func=cmd_compact)
+
+    add_archive_parser(sub)
     return parser
 
 

@@ -98,8 +98,10 @@ def make_video(
     frames: list[np.ndarray] | None = None,
     metadata: dict[str, str] | None = None,
     black_intro_s: float = 0.0,
+    bframes: int = 0,
 ) -> Path:
-    """An H.264/AAC (or ProRes/PCM with codec='prores_ks') clip of colour bars."""
+    """An H.264/AAC (or ProRes/PCM with codec='prores_ks') clip of colour bars; `bframes`
+    gives H.264 the reorder delay camera files have."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
@@ -114,6 +116,8 @@ def make_video(
         else:
             vs.pix_fmt = "yuv420p"
             vs.options = {"preset": "ultrafast"}
+            if bframes:
+                vs.options = {**vs.options, "x264-params": f"bframes={bframes}"}
             vs.codec_context.gop_size = gop or fps
         if rotation:
             vs.set_display_rotation(rotation)
@@ -209,8 +213,11 @@ def _encode_bars(container, vs, count: int) -> None:
     _mux(container, vs)
 
 
-def speech_samples(text: str, rate: int = 48000, words_per_minute: int = 140) -> np.ndarray:
-    """Synthesized speech (espeak-ng), float32 mono at `rate`."""
+def speech_samples(
+    text: str, rate: int = 48000, words_per_minute: int = 140, voice: str | None = None
+) -> np.ndarray:
+    """Synthesized speech (espeak-ng, its default voice unless `voice`), float32 mono at
+    `rate`."""
     import shutil
     import subprocess
     import tempfile
@@ -219,8 +226,9 @@ def speech_samples(text: str, rate: int = 48000, words_per_minute: int = 140) ->
         raise RuntimeError("espeak-ng is needed to synthesize speech: apt-get install espeak-ng")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"
+        voice_args = ["-v", voice] if voice else []
         subprocess.run(
-            ["espeak-ng", "-s", str(words_per_minute), "-w", str(wav), text],
+            ["espeak-ng", *voice_args, "-s", str(words_per_minute), "-w", str(wav), text],
             check=True,
             capture_output=True,
         )

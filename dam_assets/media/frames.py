@@ -120,7 +120,7 @@ def keyframes_at(
     path: str | Path, times: Iterable[float], max_side: int | None = 1280
 ) -> Iterator[Frame]:
     """For each requested time, the keyframe at or before it (decoding nothing else).
-    Neighbouring requests that land on the same keyframe yield it once."""
+    Neighbouring requests that land on the same keyframe yield it once, decoded once."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
@@ -131,14 +131,39 @@ def keyframes_at(
             target = int(max(0.0, t) / stream.time_base) + (stream.start_time or 0)
             try:
                 container.seek(target, stream=stream, backward=True)
-                frame = next(container.decode(stream), None)
+                found = _keyframe_after_seek(container, stream, target, seen)
             except (av.error.FFmpegError, StopIteration) as exc:
                 _raise_if_access(exc)
                 continue
-            if frame is None or frame.pts is None or frame.pts in seen:
+            if found is None:
                 continue
-            seen.add(frame.pts)
-            yield Frame(float(frame.time or 0.0) - offset, _scaled(frame, max_side))
+            pts, frame = found
+            seen.add(pts)
+            yield Frame(float(pts * stream.time_base) - offset, _scaled(frame, max_side))
+
+
+def _keyframe_after_seek(
+    container, stream, target: int, seen: set[int]
+) -> tuple[int, av.VideoFrame] | None:
+    """The keyframe a seek landed on, as (pts, frame); None when it was yielded already.
+
+    Its packet alone is decoded, then the decoder is drained: a decoder with a reorder delay
+    (H.264 and HEVC with B-frames) otherwise holds the keyframe back until it has decoded the
+    next keyframes too, several per request in long-GOP footage. Streams whose packets carry
+    no keyframe flag are decoded as the decoder finds their keyframes."""
+    packet = next((p for p in container.demux(stream) if p.size and p.is_keyframe), None)
+    if packet is None or (packet.pts if packet.pts is not None else packet.dts) is None:
+        container.seek(target, stream=stream, backward=True)  # no flags: the decoder finds it
+        frame = next(container.decode(stream), None)
+        if frame is None or frame.pts is None or frame.pts in seen:
+            return None
+        return frame.pts, frame
+    pts = packet.pts if packet.pts is not None else packet.dts
+    if pts in seen:
+        return None
+    frames = [*stream.decode(packet), *stream.decode(None)]
+    stream.codec_context.flush_buffers()
+    return (pts, frames[0]) if frames else None
 
 
 def interval_times(duration: float | None, every_s: float) -> list[float]:

@@ -476,6 +476,27 @@ ASSET_SKIPS = TableSpec(
     " their partitions stay missing until it is.",
 )
 
+ARCHIVE_COPIES = TableSpec(
+    "archive_copies",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("archive_id", pa.string()),  # from DEST/.dam-archive/archive.json: the disk itself
+            ("archive_root", pa.string()),  # where that archive was mounted when last used
+            ("destination", pa.string()),  # the copy: archive_root/relative_path
+            ("relative_path", pa.string()),
+            ("source_path", pa.string()),  # the original it was copied from (only ever read)
+            ("size_bytes", pa.int64()),
+            ("status", pa.string()),  # verified | mismatch | missing | unreadable | failed
+            ("message", pa.string()),  # what went wrong and what to do (null when verified)
+            ("copied_at", _ts),  # null: identical content was already there, not copied again
+            ("verified_at", _ts),  # the last time the copy's BLAKE3 matched, read from disk
+            ("checked_at", _ts),  # the last check, whatever it found
+        ]
+    ),
+    description="Verified archive copies (`dam archive`): one row per content and archive.",
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -499,6 +520,7 @@ TABLES: dict[str, TableSpec] = {
         FILE_VERSIONS,
         INGEST_ERRORS,
         ASSET_SKIPS,
+        ARCHIVE_COPIES,
     )
 }
 
