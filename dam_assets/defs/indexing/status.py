@@ -4,6 +4,7 @@ partitions an older code version made."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,9 @@ from ...storage import Store
 from ..common.batch import TRANSIENT
 from ..common.partitions import media_partitions
 from .jobs import MEDIA_ASSETS
+
+CODE_VERSION_TAG = "dagster/code_version"
+PAGE = 5000  # materializations read per query (and remembered per transaction)
 
 
 def unindexed(
@@ -86,28 +90,68 @@ def current_code_version(assets_def) -> str | None:
     return assets_def.code_versions_by_key.get(assets_def.key)
 
 
-def outdated_partitions(instance: DagsterInstance, assets_def, keys: Sequence[str]) -> list[str]:
-    """Partitions whose latest materialization was made by another code version of the asset
-    (changed code, model or parameters: the version embeds them). Reads the event log once,
-    in pages, oldest first, so later materializations win."""
-    current = current_code_version(assets_def)
-    latest: dict[str, str | None] = {}
-    cursor = None
+def read_versions(
+    instance: DagsterInstance,
+    store: Store,
+    assets_def,
+    budget_s: float | None = None,
+    page: int = PAGE,
+) -> bool:
+    """Bring the remembered code versions of `assets_def`'s partitions up to date: read only
+    the materializations after the remembered cursor, oldest first, a page per transaction.
+    Stops starting pages once `budget_s` is spent; True when it read everything there was. A
+    cursor whose event Dagster no longer has (asset wiped, another instance) is dropped and
+    the log read again from its start."""
+    versions = store.partition_versions
+    name = assets_def.key.to_user_string()
+    cursor = versions.cursor(name)
+    if (
+        cursor is not None
+        and not instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=assets_def.key, storage_ids=[cursor]), limit=1
+        ).records
+    ):
+        versions.forget(name)
+        cursor = None
+    started = time.monotonic()
     while True:
-        page = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=assets_def.key),
-            limit=5000,
-            cursor=cursor,
+        found = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=assets_def.key, after_storage_id=cursor),
+            limit=page,
             ascending=True,
         )
-        for record in page.records:
-            tags = record.asset_materialization.tags or {} if record.asset_materialization else {}
-            latest[record.partition_key] = tags.get("dagster/code_version")
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    wanted = set(keys)
-    return [k for k, v in latest.items() if k in wanted and v != current]
+        if not found.records:
+            return True
+        rows = []
+        for record in found.records:
+            tags = record.asset_materialization.tags if record.asset_materialization else None
+            rows.append(
+                (record.partition_key, (tags or {}).get(CODE_VERSION_TAG), record.storage_id)
+            )
+        cursor = found.records[-1].storage_id
+        versions.record(name, [r for r in rows if r[0] is not None], cursor)
+        if not found.has_more:
+            return True
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            return False
+
+
+def outdated_partitions(
+    instance: DagsterInstance,
+    store: Store,
+    assets_def,
+    keys: Sequence[str],
+    budget_s: float | None = None,
+) -> tuple[list[str], bool]:
+    """Partitions whose latest materialization was made by another code version of the asset
+    (changed code, model or parameters: the version embeds them), and whether every event was
+    read (a budget cut short leaves the rest to the next call: those partitions are not called
+    outdated yet)."""
+    complete = read_versions(instance, store, assets_def, budget_s)
+    current = current_code_version(assets_def)
+    return store.partition_versions.other_than(
+        assets_def.key.to_user_string(), current, keys
+    ), complete
 
 
 def downstream_media_assets(assets_def) -> list:
