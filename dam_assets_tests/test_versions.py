@@ -94,3 +94,57 @@ def test_a_wrong_cursor_is_dropped_and_the_log_read_again(
         versions.record("probe", [], wrong)
         found, complete = outdated_partitions(instance, store, v2, KEYS)
         assert complete and found == [KEYS[2]] == full_read(instance, tmp_path, v2), wrong
+
+
+def test_partition_states_are_what_dagster_shows(instance: DagsterInstance, store):
+    """`dam status` and the planner read partition_states instead of Dagster's status cache:
+    the same answer, for a failure, a failure after a success, a success after a failure, a
+    range run and a partition never run."""
+    from dagster import Failure
+
+    from dam_assets.defs.common.ranges import range_tags
+    from dam_assets.defs.indexing.status import partition_states
+
+    instance.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, KEYS)
+    failing: set[str] = set()
+
+    @asset(name="probe", partitions_def=media_partitions, code_version="probe-1")
+    def probe(context) -> None:
+        bad = failing & set(context.partition_keys)
+        if bad:
+            raise Failure(f"{sorted(bad)} failed")
+
+    def attempt(key: str) -> None:
+        materialize([probe], instance=instance, partition_key=key, raise_on_error=False)
+
+    attempt(KEYS[0])  # materialized
+    failing.update({KEYS[1], KEYS[2]})
+    attempt(KEYS[1])  # failed
+    attempt(KEYS[2])
+    failing.discard(KEYS[2])
+    attempt(KEYS[2])  # failed, then materialized
+    failing.add(KEYS[0])
+    attempt(KEYS[0])  # materialized, then failed
+    result = materialize(
+        [probe], instance=instance, tags=range_tags(KEYS[3:5]), raise_on_error=False
+    )
+    assert result.success  # a range run: KEYS[3], KEYS[4]; KEYS[5] never ran
+    ours = partition_states(instance, store)["probe"]
+    theirs = instance.get_status_by_partition(AssetKey("probe"), KEYS, media_partitions)
+    expected = {
+        state: {k for k, v in theirs.items() if getattr(v, "value", None) == state}
+        for state in ("MATERIALIZED", "FAILED", "IN_PROGRESS")
+    }
+    assert expected == {
+        "MATERIALIZED": {KEYS[2], KEYS[3], KEYS[4]},
+        "FAILED": {KEYS[0], KEYS[1]},
+        "IN_PROGRESS": set(),
+    }
+    assert (ours.materialized, ours.failed, ours.in_progress) == (
+        expected["MATERIALIZED"],
+        expected["FAILED"],
+        expected["IN_PROGRESS"],
+    )
+    # asked for some keys only
+    some = partition_states(instance, store, [KEYS[0], KEYS[2], KEYS[5]])["probe"]
+    assert (some.materialized, some.failed) == ({KEYS[2]}, {KEYS[0]})

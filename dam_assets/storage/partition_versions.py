@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS partition_versions (
     partition TEXT NOT NULL,
     code_version TEXT,
     storage_id INTEGER NOT NULL,
+    materialized_at REAL NOT NULL,
     PRIMARY KEY (asset, partition)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS version_cursors (
@@ -47,15 +48,17 @@ class PartitionVersions(SqliteFile):
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             con.executemany(
-                "INSERT INTO partition_versions VALUES (?, ?, ?, ?)"
+                "INSERT INTO partition_versions VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (asset, partition) DO UPDATE SET"
-                " code_version = excluded.code_version, storage_id = excluded.storage_id"
+                " code_version = excluded.code_version, storage_id = excluded.storage_id,"
+                " materialized_at = excluded.materialized_at"
                 " WHERE excluded.storage_id > partition_versions.storage_id",
-                ((asset, p, v, s) for p, v, s in rows),
+                ((asset, p, v, s, t) for p, v, s, t in rows),
             )
             con.execute(
                 "INSERT INTO version_cursors VALUES (?, ?)"
-                " ON CONFLICT (asset) DO UPDATE SET storage_id = excluded.storage_id",
+                " ON CONFLICT (asset) DO UPDATE SET storage_id = excluded.storage_id"
+                " WHERE excluded.storage_id > version_cursors.storage_id",
                 [asset, cursor],
             )
             con.execute("COMMIT")
@@ -73,6 +76,15 @@ class PartitionVersions(SqliteFile):
         with self._connect() as con:
             rows = con.execute(
                 "SELECT partition, code_version FROM partition_versions WHERE asset = ?",
+                [asset],
+            ).fetchall()
+        return dict(rows)
+
+    def materialized_at(self, asset: str) -> dict[str, float]:
+        """partition -> when its latest materialization read was written."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT partition, materialized_at FROM partition_versions WHERE asset = ?",
                 [asset],
             ).fetchall()
         return dict(rows)
