@@ -175,7 +175,7 @@ def _summarize(instance: DagsterInstance, store: Store, keys: list[str], outcome
     """Per asset: how many of these files it indexed, how many failed (ingest_errors says
     why), how many wait for its model (and what to install), how many wait on an earlier
     asset."""
-    done = materialized(instance, keys)
+    done = materialized(instance, store, keys)
     errors = errors_by_stage(store, keys)
     off = unavailable(store)
     complete = set(keys)

@@ -21,36 +21,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     use_instance_home()
     instance = open_instance()  # an unreachable instance is said before anything loads
 
-    from ..defs.common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
-    from ..defs.indexing.jobs import MEDIA_ASSETS
+    from ..defs.common.partitions import MEDIA_PARTITIONS_NAME
+    from ..defs.indexing.status import partition_states
     from ..storage import Store
 
     store = Store(settings.data_dir())
-    keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
     errors = store.sql(
         "SELECT stage, count(DISTINCT checksum) AS n FROM ingest_errors"
         " WHERE checksum IS NOT NULL GROUP BY stage"
     )
     recorded = {r["stage"]: r["n"] for r in errors.to_pylist()}
+    # the materializations written since the last look, and the runs that did not succeed
+    # (Dagster's own status query reads its whole partition cache per asset: seconds each)
+    states = partition_states(instance, store)
+    keys = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
     rows = []
-    for assets_def in MEDIA_ASSETS:
-        key = assets_def.key
-        statuses = (
-            (instance.get_status_by_partition(key, keys, media_partitions) or {}) if keys else {}
-        )
-        counts = {"MATERIALIZED": 0, "FAILED": 0, "IN_PROGRESS": 0}
-        for status in statuses.values():
-            if status is not None:
-                counts[status.value] += 1
+    for name, state in states.items():
+        done = len(state.materialized) + len(state.failed) + len(state.in_progress)
         rows.append(
             {
-                "asset": key.to_user_string(),
+                "asset": name,
                 "partitions": len(keys),
-                "materialized": counts["MATERIALIZED"],
-                "missing": len(keys) - sum(counts.values()),
-                "failed": counts["FAILED"],
-                "in_progress": counts["IN_PROGRESS"],
-                "file_errors": recorded.get(key.to_user_string(), 0),
+                "materialized": len(state.materialized),
+                "missing": len(keys) - done,
+                "failed": len(state.failed),
+                "in_progress": len(state.in_progress),
+                "file_errors": recorded.get(name, 0),
             }
         )
     files = store.sql(

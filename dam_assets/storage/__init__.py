@@ -13,6 +13,7 @@ import pyarrow as pa
 from .catalog import ensure_catalog, session
 from .lake import Lake
 from .locations import Locations
+from .partition_versions import PartitionVersions
 from .people import PeopleStore
 from .registry import Registry
 from .schemas import ASSET_SKIPS, INGEST_ERRORS, TABLES, rows_to_table
@@ -65,6 +66,11 @@ class Store:
         return VectorStore(
             self.data_dir / "lancedb", "face_tracks", TRACK_FIELDS, lambda _m, row: row["track_id"]
         )
+
+    @property
+    def partition_versions(self) -> PartitionVersions:
+        """Code versions of the partitions' latest materializations read from Dagster."""
+        return PartitionVersions(self.data_dir / "partition_versions.sqlite")
 
     @property
     def people(self) -> PeopleStore:

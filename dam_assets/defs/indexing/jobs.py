@@ -40,9 +40,31 @@ def compact_lake(context: OpExecutionContext, storage: DamStorage) -> dict:
     return totals
 
 
-@job(description="Compact the Parquet lake (the nightly schedule; also `dam compact`).")
+@op(
+    description="Read the code versions of materializations the nightly schedule has not read"
+    " yet (no tick limit here: a first read of a large instance takes minutes)."
+)
+def read_code_versions(context: OpExecutionContext, storage: DamStorage) -> int:
+    from .status import read_versions  # status.py imports this module
+
+    store = storage.store()
+    for assets_def in MEDIA_ASSETS:
+        read_versions(context.instance, store, assets_def)
+    cursors = {
+        a.key.to_user_string(): store.partition_versions.cursor(a.key.to_user_string())
+        for a in MEDIA_ASSETS
+    }
+    context.log.info(f"code versions read up to {cursors}")
+    return len(MEDIA_ASSETS)
+
+
+@job(
+    description="Compact the Parquet lake (the nightly schedule; also `dam compact`), and read"
+    " the code versions the nightly schedule has not read yet."
+)
 def maintain_lake():
     compact_lake()
+    read_code_versions()
 
 
 class DeferredFile(Config):
