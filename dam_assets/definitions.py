@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from .assets.proxies import proxies
 from .checks import CHECKS, check_library
 from .distributed import index_media_celery_job
 from .jobs import (
@@ -13,6 +14,7 @@ from .jobs import (
     index_media_job,
     maintain_lake,
 )
+from .proxy_jobs import make_proxies_job, nightly_proxies
 from .resources import (
     ClipConfig,
     DamStorage,
@@ -25,7 +27,7 @@ from .schedules import nightly, nightly_checks, nightly_compaction, nightly_face
 from .sensors import media_storage_sensor
 
 defs = Definitions(
-    assets=[*MEDIA_ASSETS, *LIBRARY_ASSETS],
+    assets=[*MEDIA_ASSETS, *LIBRARY_ASSETS, proxies],
     asset_checks=CHECKS,
     jobs=[
         index_media_job,
@@ -35,9 +37,16 @@ defs = Definitions(
         maintain_lake,
         hash_large_files,
         check_library,
+        make_proxies_job,
     ],
     sensors=[media_storage_sensor],
-    schedules=[nightly, nightly_face_recluster, nightly_compaction, nightly_checks],
+    schedules=[
+        nightly,
+        nightly_face_recluster,
+        nightly_compaction,
+        nightly_checks,
+        nightly_proxies,
+    ],
     resources={
         "storage": DamStorage(),
         "discovery": MediaDiscovery(),

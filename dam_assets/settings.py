@@ -130,3 +130,15 @@ def read_timeout() -> tuple[float, float]:
     base = os.environ.get("DAM_READ_TIMEOUT_S", "").strip() or "300"
     per_media_s = os.environ.get("DAM_READ_TIMEOUT_PER_MEDIA_S", "").strip() or "2"
     return float(base), float(per_media_s)
+
+
+def dagster_url() -> str:
+    """`DAM_DAGSTER_URL`: where the Dagster web UI answers, for the library page's links to
+    runs and backfills (default http://localhost:3000, what `make dev` serves)."""
+    return (os.environ.get("DAM_DAGSTER_URL", "").strip() or "http://localhost:3000").rstrip("/")
+
+
+def proxies_cron() -> str:
+    """`DAM_PROXIES_CRON` (default 01:00 local): when `nightly_proxies` makes the missing
+    browser proxies, before the 03:00 nightly run."""
+    return os.environ.get("DAM_PROXIES_CRON", "").strip() or "0 1 * * *"
