@@ -318,6 +318,13 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web import serve
+
+    _use_instance_home()  # the status page reads the Dagster instance, as `dam status` does
+    return serve(args.host, args.port)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors exit 1 (2 means "some files had problems")
         self.print_usage(sys.stderr)
@@ -736,6 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("other", help="person id (or name) merged into it")
     faces_sub.add_parser("recluster", help="re-cluster everyone now (also runs nightly)")
     faces.set_defaults(func=cmd_faces)
+
+    serve = sub.add_parser("serve", help="the library page: search, watch, name people")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (8765)")
+    serve.set_defaults(func=cmd_serve)
 
     compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
     compact.set_defaults(func=cmd_compact)
