@@ -26,12 +26,13 @@ install: $(STAMP)  ## .venv with everything (idempotent)
 demo: install  ## generate a sample library, index it through Dagster, print the catalog
 	$(BIN)/python -m dam_assets.demo
 
-system-deps:  ## espeak-ng (speech), PostgreSQL and Redis for the tests, via apt when missing
+system-deps:  ## espeak-ng (speech), PostgreSQL, Redis and chromium for the tests, via apt when missing
 	@missing=""; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
 		|| missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		echo "installing$$missing"; \

@@ -21,38 +21,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     use_instance_home()
     instance = open_instance()  # an unreachable instance is said before anything loads
 
-    from ..defs.common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
-    from ..defs.indexing.jobs import MEDIA_ASSETS
+    from ..defs.indexing.status import partition_counts
     from ..storage import Store
 
     store = Store(settings.data_dir())
-    keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
     errors = store.sql(
         "SELECT stage, count(DISTINCT checksum) AS n FROM ingest_errors"
         " WHERE checksum IS NOT NULL GROUP BY stage"
     )
     recorded = {r["stage"]: r["n"] for r in errors.to_pylist()}
-    rows = []
-    for assets_def in MEDIA_ASSETS:
-        key = assets_def.key
-        statuses = (
-            (instance.get_status_by_partition(key, keys, media_partitions) or {}) if keys else {}
-        )
-        counts = {"MATERIALIZED": 0, "FAILED": 0, "IN_PROGRESS": 0}
-        for status in statuses.values():
-            if status is not None:
-                counts[status.value] += 1
-        rows.append(
-            {
-                "asset": key.to_user_string(),
-                "partitions": len(keys),
-                "materialized": counts["MATERIALIZED"],
-                "missing": len(keys) - sum(counts.values()),
-                "failed": counts["FAILED"],
-                "in_progress": counts["IN_PROGRESS"],
-                "file_errors": recorded.get(key.to_user_string(), 0),
-            }
-        )
+    rows = [{**r, "file_errors": recorded.get(r["asset"], 0)} for r in partition_counts(instance)]
     files = store.sql(
         "SELECT count(*) FILTER (WHERE NOT missing) AS files,"
         " count(DISTINCT path) FILTER (WHERE missing AND NOT replaced) AS missing,"

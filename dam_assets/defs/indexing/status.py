@@ -12,7 +12,7 @@ from dagster import AssetRecordsFilter, DagsterInstance
 from ... import settings
 from ...storage import Store
 from ..common.batch import TRANSIENT
-from ..common.partitions import media_partitions
+from ..common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .jobs import MEDIA_ASSETS
 
 
@@ -121,3 +121,31 @@ def downstream_media_assets(assets_def) -> list:
                 chosen.add(other.key)
                 changed = True
     return [a for a in MEDIA_ASSETS if a.key in chosen]
+
+
+def partition_counts(instance: DagsterInstance, assets_defs: Sequence | None = None) -> list[dict]:
+    """Per per-file asset (the media assets, else `assets_defs`): partitions materialized,
+    missing, failed and in progress, as `dam status` and the library page's status show them."""
+    keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    rows = []
+    for assets_def in assets_defs or MEDIA_ASSETS:
+        statuses = (
+            (instance.get_status_by_partition(assets_def.key, keys, media_partitions) or {})
+            if keys
+            else {}
+        )
+        counts = {"MATERIALIZED": 0, "FAILED": 0, "IN_PROGRESS": 0}
+        for status in statuses.values():
+            if status is not None:
+                counts[status.value] += 1
+        rows.append(
+            {
+                "asset": assets_def.key.to_user_string(),
+                "partitions": len(keys),
+                "materialized": counts["MATERIALIZED"],
+                "missing": len(keys) - sum(counts.values()),
+                "failed": counts["FAILED"],
+                "in_progress": counts["IN_PROGRESS"],
+            }
+        )
+    return rows
