@@ -249,6 +249,24 @@ def test_exports_download_and_read_back_with_otio(served):
     assert served.get(f"/export/file/{speech}?format=doc")[0] == 409
 
 
+def test_the_pages_download_links_export_what_it_shows(served):
+    """The search page's "download as" links carry the search as shown (how the box was
+    read, and the filters) to the export."""
+    import html
+    import re
+
+    for search, kind in (("q=footage&mode=text&min_duration=1", "text"),
+                         ("q=colour+bars&min_height=100", "q")):  # fmt: skip
+        status, _, page = served.get(f"/?{search}")
+        shown = re.findall(r'<li class="moment" data-checksum="([0-9a-f]{64})"', page.decode())
+        links = re.findall(r'href="(/export/moments\?[^"]+format=otio)"', page.decode())
+        assert status == 200 and shown and len(links) == 1, search
+        code, _, body = served.get(html.unescape(links[0]))
+        assert code == 200, (links[0], body[:300])
+        clips = next(iter(_otio(body, "otio").video_tracks())).find_clips()
+        assert [c.metadata["dam"]["checksum"] for c in clips] == shown, kind
+
+
 def _tree(folder: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)

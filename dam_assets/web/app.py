@@ -8,7 +8,7 @@ import json
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool as run
@@ -34,6 +34,7 @@ from .library import Library, NotServed, Query, query_from
 HERE = Path(__file__).resolve().parent
 MAX_IMAGE_BYTES = 32 * 2**20
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SEARCH_KEYS = {"q", "text", "person", "mode", "format"}
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; "
      b"media-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
@@ -179,8 +180,9 @@ async def home(request: Request) -> Response:
     except (NotServed, ModelUnavailable) as exc:
         error = str(exc)
     export = ""
-    if query.kind in ("q", "text", "person"):
-        export = str(request.url.include_query_params(**{query.kind: query.label}).query)
+    if query.kind in ("q", "text", "person"):  # the search as read (not the box and its mode)
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in SEARCH_KEYS]
+        export = urlencode([*kept, (query.kind, query.label)])
     page = {
         "query": query,
         "results": results,

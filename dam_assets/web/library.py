@@ -145,11 +145,12 @@ class Library:
         self,
         data_dir: str | os.PathLike[str] | None = None,
         asset_status: Callable[[], list[dict]] | None = None,
+        clip_model=None,
     ):
         self.store = PageStore(settings.data_dir(data_dir))
         self.asset_status = asset_status
         self.dagster_url = settings.dagster_url()
-        self._model = None
+        self._model = clip_model  # a loaded ClipModel, else loaded at the first search
         self._model_lock = threading.Lock()
 
     # -- reading ----------------------------------------------------------------------------

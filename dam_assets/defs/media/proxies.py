@@ -1,8 +1,8 @@
 """Browser proxies: a small H.264 copy of each video whose original a browser cannot play.
 
-Not part of `index_media`: on 2 cores a proxy costs about as much as decoding and encoding the
-file once (`make bench`, benchmarks/proxies.py), more than every other per-file asset together
-for a ProRes library, and nothing in search needs it. Its own job (`make_proxies`) runs it, the
+Not part of `index_media`: on 2 cores a proxy costs about one more full decode of the file
+(1.0-1.2x, `make bench`, benchmarks/library_page.py), slower than real time for 1080p ProRes,
+and nothing in search needs it. Its own job (`make_proxies`) runs it, the
 `nightly_proxies` schedule asks for it for the files that need one, and the UI can backfill it.
 """
 
