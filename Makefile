@@ -26,12 +26,13 @@ install: $(STAMP)  ## .venv with everything (idempotent)
 demo: install  ## generate a sample library, index it through Dagster, print the catalog
 	$(BIN)/python -m dam_assets.demo
 
-system-deps:  ## espeak-ng (speech), PostgreSQL and Redis for the tests, via apt when missing
+system-deps:  ## espeak-ng (speech), PostgreSQL, Redis and chromium for the tests, via apt when missing
 	@missing=""; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
 		|| missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		echo "installing$$missing"; \
@@ -50,6 +51,7 @@ bench: install  ## benchmarks, as ratios against baselines measured in the same 
 	$(BIN)/python -m dam_assets_tests.benchmarks.faces
 	$(BIN)/python -m dam_assets_tests.benchmarks.scale
 	$(BIN)/python -m dam_assets_tests.benchmarks.realistic
+	$(BIN)/python -m dam_assets_tests.benchmarks.library_page
 
 # From DAGSTER_HOME: Dagster resolves dagster.yaml's relative storage folders against it.
 dev: install  ## Dagster UI, sensors and schedules on http://localhost:3000

@@ -147,7 +147,7 @@ def timezone() -> str:
 
 def cron(name: str, default: str) -> str:
     """When a nightly job runs: `DAM_NIGHTLY_CRON`, `DAM_RECLUSTER_CRON`, `DAM_COMPACTION_CRON`,
-    `DAM_CHECKS_CRON` (cron syntax, in `timezone()`)."""
+    `DAM_CHECKS_CRON`, `DAM_PROXIES_CRON` (cron syntax, in `timezone()`)."""
     return os.environ.get(f"DAM_{name}_CRON", "").strip() or default
 
 
@@ -181,3 +181,9 @@ def pin(**values: str | os.PathLike[str]) -> None:
     """Set variables for this process and the runs it starts (they read them again)."""
     for name, value in values.items():
         os.environ[name] = str(value)
+
+
+def dagster_url() -> str:
+    """`DAM_DAGSTER_URL`: where the Dagster web UI answers, for the library page's links to
+    runs and backfills (default http://localhost:3000, what `make dev` serves)."""
+    return (os.environ.get("DAM_DAGSTER_URL", "").strip() or "http://localhost:3000").rstrip("/")

@@ -24,6 +24,8 @@ TINY_FACE_PACK = write_tiny_face_pack(Path(tempfile.mkdtemp(prefix="dam-tiny-fac
 os.environ["DAM_FACE_MODEL"] = str(TINY_FACE_PACK)
 from dam_assets.storage import Store  # noqa: E402
 
+from .web_library import served  # noqa: E402, F401 (one library page for the web tests)
+
 
 @pytest.fixture(scope="session")
 def library(tmp_path_factory) -> dict[str, Path]:

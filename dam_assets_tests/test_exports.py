@@ -697,3 +697,21 @@ def test_standard_output_and_usage_errors(lib, capsys):
     assert dam("export", "file", "/no/such/file.mov", "-o", out) == 1
     assert dam("export", "file", film, "-o", "-") == 1  # standard output needs --format
     assert not out.exists()
+
+
+def test_timecode_formats_refuse_rates_smpte_has_not():
+    """A 10 fps file (screen recordings, time-lapses, the page's person downloads) cannot be
+    counted in SMPTE timecode: FCP 7 XML, EDL and ALE say so instead of crashing inside the
+    adapter; the other formats carry it."""
+    span = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, 10), otio.opentime.RationalTime(30, 10)
+    )
+    media = otio.schema.ExternalReference("file:///media/slow.mp4", available_range=span)
+    clip = otio.schema.Clip(name="slow.mp4", media_reference=media, source_range=span)
+    timeline = otio.schema.Timeline(name="slow")
+    timeline.tracks.append(otio.schema.Track(children=[clip]))
+    for fmt in ("xml", "edl", "ale"):
+        with pytest.raises(ExportError, match=r"SMPTE timecode, which has no 10 fps.*slow\.mp4"):
+            render(timeline, fmt)
+    [read] = otio.adapters.read_from_string(render(timeline, "otio").decode()).find_clips()
+    assert read.source_range == clip.source_range

@@ -18,6 +18,7 @@ from .faces import cmd_faces
 from .ingest import cmd_ingest
 from .rigs import cmd_rigs
 from .search import cmd_search
+from .serve import serve_args
 from .sql import cmd_compact, cmd_sql
 from .status import cmd_status
 
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("other", help="person id (or name) merged into it")
     faces_sub.add_parser("recluster", help="re-cluster everyone now (also runs nightly)")
     faces.set_defaults(func=cmd_faces)
+
+    serve_args(sub.add_parser("serve", help="the library page: search, watch, name people"))
 
     compact = sub.add_parser("compact", help="merge small Parquet files (also runs nightly)")
     compact.set_defaults(func=cmd_compact)

@@ -19,7 +19,7 @@ from .common import (
 
 
 def cmd_faces(args: argparse.Namespace) -> int:
-    from ..library.people import appearances, export_people
+    from ..library.people import appearances, label_person, list_people, merge_people
     from ..storage import Store
     from ..storage.people import PersonNotFound
 
@@ -34,25 +34,18 @@ def cmd_faces(args: argparse.Namespace) -> int:
         return EXIT_OK if ok else EXIT_CRASH
     try:
         if args.faces_command == "label":
-            person = store.people.resolve(args.person)
-            store.people.label(person, args.name)
-            export_people(store)
-            name = safe_text(args.name)
-            print(f"person {person} is now {name!r}; re-clusters keep its faces together")
+            person, name = label_person(store, args.person, args.name)
+            shown = safe_text(name)
+            print(f"person {person} is now {shown!r}; re-clusters keep its faces together")
             return EXIT_OK
         if args.faces_command == "merge":
-            keep, other = store.people.resolve(args.keep), store.people.resolve(args.other)
-            name = store.people.merge(keep, other)
-            export_people(store)
+            keep, other, name = merge_people(store, args.keep, args.other)
             print(f"person {other} merged into {keep}" + (f" ({safe_text(name)})" if name else ""))
             return EXIT_OK
     except (PersonNotFound, ValueError) as exc:
         say(f"dam faces {args.faces_command}: {exc}")
         return EXIT_CRASH
-    people = store.sql(
-        "SELECT person_id, name, faces, files, detections, first_seen, last_seen, crop"
-        " FROM people WHERE faces > 0 OR name IS NOT NULL ORDER BY faces DESC, person_id"
-    ).to_pylist()
+    people = list_people(store)
     where = appearances(store, [p["person_id"] for p in people])
     if args.json:
         for p in people:

@@ -21,8 +21,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     use_instance_home()
     instance = open_instance()  # an unreachable instance is said before anything loads
 
-    from ..defs.common.partitions import MEDIA_PARTITIONS_NAME
-    from ..defs.indexing.status import partition_states
+    from ..defs.indexing.status import partition_counts
     from ..storage import Store
 
     store = Store(settings.data_dir())
@@ -31,24 +30,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         " WHERE checksum IS NOT NULL GROUP BY stage"
     )
     recorded = {r["stage"]: r["n"] for r in errors.to_pylist()}
-    # the materializations written since the last look, and the runs that did not succeed
-    # (Dagster's own status query reads its whole partition cache per asset: seconds each)
-    states = partition_states(instance, store)
-    keys = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
-    rows = []
-    for name, state in states.items():
-        done = len(state.materialized) + len(state.failed) + len(state.in_progress)
-        rows.append(
-            {
-                "asset": name,
-                "partitions": len(keys),
-                "materialized": len(state.materialized),
-                "missing": len(keys) - done,
-                "failed": len(state.failed),
-                "in_progress": len(state.in_progress),
-                "file_errors": recorded.get(name, 0),
-            }
-        )
+    rows = [
+        {**r, "file_errors": recorded.get(r["asset"], 0)} for r in partition_counts(instance, store)
+    ]
     files = store.sql(
         "SELECT count(*) FILTER (WHERE NOT missing) AS files,"
         " count(DISTINCT path) FILTER (WHERE missing AND NOT replaced) AS missing,"

@@ -157,3 +157,29 @@ def appearances(
         )
         entry["ranges"].append([row["start_s"], row["end_s"]])
     return {p: list(files.values()) for p, files in out.items()}
+
+
+def list_people(store: Store) -> list[dict]:
+    """The people `dam faces list` and the library page show: anyone seen or named, most
+    appearances first."""
+    return store.sql(
+        "SELECT person_id, name, faces, files, detections, first_seen, last_seen, crop"
+        " FROM people WHERE faces > 0 OR name IS NOT NULL ORDER BY faces DESC, person_id"
+    ).to_pylist()
+
+
+def label_person(store: Store, who: str, name: str) -> tuple[int, str]:
+    """Name a person (an id or a current name), then refresh the snapshots: `dam faces label`
+    and the library page. Raises PersonNotFound or ValueError with the reason."""
+    person = store.people.resolve(who)
+    store.people.label(person, name)
+    export_people(store)
+    return person, name.strip()
+
+
+def merge_people(store: Store, keep: str, other: str) -> tuple[int, int, str | None]:
+    """`other` becomes part of `keep` (ids or names); (keep id, other id, the name kept)."""
+    keep_id, other_id = store.people.resolve(keep), store.people.resolve(other)
+    name = store.people.merge(keep_id, other_id)
+    export_people(store)
+    return keep_id, other_id, name

@@ -11,11 +11,14 @@ from ..storage import Store
 
 
 def search_transcripts(
-    text: str, limit: int = 20, data_dir: str | os.PathLike[str] | None = None
+    text: str,
+    limit: int = 20,
+    data_dir: str | os.PathLike[str] | None = None,
+    store: Store | None = None,
 ) -> list[dict]:
     """Transcript segments containing every word of `text` (stemmed; "quoted phrases" stay
     phrases), best match first, each with the file's current path."""
-    store = Store(settings.data_dir(data_dir))
+    store = store or Store(settings.data_dir(data_dir))
     hits = store.text_index().search(text, limit=limit)
     paths = store.registry.paths_for_checksums(h["checksum"] for h in hits)
     return [
@@ -121,18 +124,22 @@ def search_moments(
     filters: Filters | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     every_s: float = EVERY_SECONDS,
+    store: Store | None = None,
+    model=None,
 ) -> list[dict]:
-    """Semantic search: the moments whose frames are closest to a text or to a still, using
-    the configured CLIP model (DAM_CLIP_MODEL / DAM_CLIP_PRETRAINED) and only its vectors."""
+    """Semantic search: the moments whose frames are closest to a text or to a still (a path
+    or a file object), using the configured CLIP model (DAM_CLIP_MODEL / DAM_CLIP_PRETRAINED)
+    and only its vectors. A long-lived caller (the library page) passes its loaded `model`."""
     from PIL import Image
 
     from ..models.clip import ClipModel, ClipSettings
 
     if (text is None) == (image is None):
         raise ValueError("give a text or an image to search for")
-    store = Store(settings.data_dir(data_dir))
-    model_name, pretrained = settings.clip_model()
-    model = ClipModel(ClipSettings(model=model_name, pretrained=pretrained), store.models_dir)
+    store = store or Store(settings.data_dir(data_dir))
+    if model is None:
+        model_name, pretrained = settings.clip_model()
+        model = ClipModel(ClipSettings(model=model_name, pretrained=pretrained), store.models_dir)
     if text is not None:
         vector = model.embed_text([text])[0]
     else:

@@ -20,6 +20,7 @@ OUTPUTS = (
     "lancedb",
     "thumbnails",
     "captions",
+    "proxies",
     "exports",
     "registry.sqlite",
     "transcripts_fts.sqlite",

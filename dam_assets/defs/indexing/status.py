@@ -250,3 +250,35 @@ def downstream_media_assets(assets_def) -> list:
                 chosen.add(other.key)
                 changed = True
     return [a for a in MEDIA_ASSETS if a.key in chosen]
+
+
+def partition_counts(instance: DagsterInstance, store: Store, others: Sequence = ()) -> list[dict]:
+    """Per media asset (from partition_states), then per asset of `others` (Dagster's own
+    status query: assets off the index path, such as proxies): partitions materialized,
+    missing, failed and in progress, as `dam status` and the library page show them."""
+    keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    counted = {
+        name: (len(state.materialized), len(state.failed), len(state.in_progress))
+        for name, state in partition_states(instance, store).items()
+    }
+    for assets_def in others:
+        statuses = (
+            (instance.get_status_by_partition(assets_def.key, keys, media_partitions) or {})
+            if keys
+            else {}
+        )
+        values = [s.value for s in statuses.values() if s is not None]
+        counted[assets_def.key.to_user_string()] = tuple(
+            values.count(v) for v in ("MATERIALIZED", "FAILED", "IN_PROGRESS")
+        )
+    return [
+        {
+            "asset": name,
+            "partitions": len(keys),
+            "materialized": made,
+            "missing": len(keys) - made - failed - running,
+            "failed": failed,
+            "in_progress": running,
+        }
+        for name, (made, failed, running) in counted.items()
+    ]

@@ -50,6 +50,7 @@ class Format:
     single_rate: bool = False  # one frame rate for the whole file (EDL, ALE)
     single_video_track: bool = False
     noun: str = ""  # "an EDL", for messages
+    timecode: bool = False  # counts in SMPTE timecode (24, 25, 30, 48, 50, 60 and NTSC rates)
 
 
 FORMATS = {
@@ -57,9 +58,15 @@ FORMATS = {
     for f in (
         Format("otio", "OpenTimelineIO", "application/json"),
         Format("fcpxml", "Final Cut Pro / DaVinci Resolve (FCPXML 1.8)", "application/xml"),
-        Format("xml", "Premiere Pro / Final Cut Pro 7 (XML)", "application/xml"),
-        Format("edl", "CMX 3600 EDL", "text/plain", True, True, "an EDL"),
-        Format("ale", "Avid Log Exchange", "text/plain", True, False, "an ALE"),
+        Format(
+            "xml",
+            "Premiere Pro / Final Cut Pro 7 (XML)",
+            "application/xml",
+            noun="an FCP 7 XML",
+            timecode=True,
+        ),
+        Format("edl", "CMX 3600 EDL", "text/plain", True, True, "an EDL", timecode=True),
+        Format("ale", "Avid Log Exchange", "text/plain", True, False, "an ALE", timecode=True),
         Format("csv", "CSV, one row per clip and marker", "text/csv"),
         Format("json", "JSON, clips with their markers", "application/json"),
     )
@@ -105,6 +112,16 @@ def render(timeline: otio.schema.Timeline, fmt: str | Format) -> bytes:
 
 
 def _check_fits(timeline: otio.schema.Timeline, spec: Format) -> None:
+    if spec.timecode:
+        odd = {c.name: clip_rate(c) for c in timeline.find_clips() if not _smpte(clip_rate(c))}
+        if odd:
+            names = sorted(odd)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            raise ExportError(
+                f"{spec.noun} counts SMPTE timecode, which has no {float(odd[names[0]]):g} fps"
+                f" (the rate of {', '.join(names[:3])}{more}): export .otio, .fcpxml, .csv or"
+                " .json instead"
+            )
     if spec.single_video_track:
         video = [t for t in timeline.video_tracks() if any(True for _ in t.find_clips())]
         if len(video) > 1:
@@ -127,6 +144,10 @@ def _check_fits(timeline: otio.schema.Timeline, spec: Format) -> None:
                 f" {len(rates)} ({listed}): export .fcpxml, .xml or .otio, or narrow the"
                 " selection to one rate"
             )
+
+
+def _smpte(rate: Fraction | None) -> bool:
+    return rate is not None and otio.opentime.RationalTime.is_smpte_timecode_rate(float(rate))
 
 
 def _rate(timeline: otio.schema.Timeline) -> Fraction:
