@@ -5,7 +5,13 @@ import pyarrow as pa
 
 from dam_assets.storage import TABLES
 from dam_assets.storage.catalog import connect
-from dam_assets.storage.schemas import THUMBNAILS, rows_to_table
+from dam_assets.storage.schemas import (
+    THUMBNAILS,
+    TIMELINE_AUDIO,
+    TIMELINE_FRAMES,
+    VIEWS,
+    rows_to_table,
+)
 
 CK_A = "aa" + "0" * 62
 CK_B = "ab" + "1" * 62
@@ -35,11 +41,28 @@ def test_every_view_exists_and_is_typed_when_empty(store):
         r[0]
         for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
     }
-    assert views >= DESIGN_VIEWS and set(TABLES) == views
+    assert views >= DESIGN_VIEWS | {"timeline"} and set(TABLES) | set(VIEWS) == views
     for name, spec in TABLES.items():
         result = con.execute(f"SELECT * FROM {name}")
         assert result.fetchall() == []
         assert [d[0] for d in result.description] == spec.schema.names
+    assert con.execute("SELECT * FROM timeline").fetchall() == []
+    con.close()
+
+
+def test_timeline_view_joins_picture_and_sound_per_second(store):
+    """One row per (checksum, second) whichever side has it, in the file and in Store.sql."""
+    picture = [{"checksum": CK_A, "second": s, "frames": 25, "brightness": 0.5} for s in (0, 1)]
+    sound = [{"checksum": CK_A, "second": s, "rms_dbfs": -20.0, "silent": False} for s in (1, 2)]
+    store.lake.write_unit("timeline_frames", CK_A, rows_to_table(TIMELINE_FRAMES, picture))
+    store.lake.write_unit("timeline_audio", CK_A, rows_to_table(TIMELINE_AUDIO, sound))
+    query = "SELECT second, frames, rms_dbfs FROM timeline ORDER BY second"
+    expected = [(0, 25, None), (1, 25, -20.0), (2, None, -20.0)]
+    got = store.sql(query)
+    assert [tuple(r.values()) for r in got.to_pylist()] == expected
+    store.refresh_catalog()
+    con = connect(store.catalog_path)
+    assert con.execute(query).fetchall() == expected
     con.close()
 
 

@@ -26,6 +26,9 @@ def filters_from(args: argparse.Namespace):
         since=args.since,
         until=args.until,
         has_speech=args.has_speech,
+        sharp=args.sharp,
+        well_exposed=args.well_exposed,
+        steady=args.steady,
     )
 
 
@@ -89,7 +92,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _moments_timeline(args: argparse.Namespace, store):
     from ..library.exports import ExportError, Handles, moments_timeline
     from ..library.people import appearances
-    from ..library.search import allowed_checksums, search_moments, search_transcripts
+    from ..library.search import (
+        allowed_checksums,
+        in_good_scenes,
+        search_moments,
+        search_transcripts,
+    )
     from ..storage.people import PersonNotFound
 
     given = [x for x in (args.query, args.text, args.image, args.person) if x]
@@ -122,7 +130,7 @@ def _moments_timeline(args: argparse.Namespace, store):
         hits = search_moments(text=args.query, image=args.image, limit=args.limit, filters=filters)
     if allowed is not None:
         hits = [h for h in hits if h["checksum"] in allowed]
-    hits = hits[: args.limit]
+    hits = in_good_scenes(store, filters, hits)[: args.limit]
     if not hits:
         raise ExportError(f"no moment matches {query!r}: nothing written")
     return moments_timeline(store, hits, query, handles, args.title)
@@ -150,3 +158,13 @@ def filter_args(parser: argparse.ArgumentParser) -> None:
     speech = parser.add_mutually_exclusive_group()
     speech.add_argument("--has-speech", dest="has_speech", action="store_true", default=None)
     speech.add_argument("--no-speech", dest="has_speech", action="store_false")
+    # thresholds: media/frame_stats.py (README > Scene quality)
+    parser.add_argument(
+        "--sharp", action="store_true", help="only in sharp scenes (variance of Laplacian >= 100)"
+    )
+    parser.add_argument(
+        "--well-exposed",
+        action="store_true",
+        help="only in scenes with <= 10%% of pixels crushed and <= 5%% blown",
+    )
+    parser.add_argument("--steady", action="store_true", help="only in scenes without camera shake")

@@ -287,6 +287,85 @@ def make_cut_video(
     return make_video(path, fps=fps, size=size, frames=images, audio=False)
 
 
+def texture(width: int, height: int, seed: int) -> np.ndarray:
+    """A grey picture with detail at every scale (fine grain to broad shapes), levels about
+    30-220: what a sharp, well exposed shot looks like to the quality measures."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width), np.float32)
+    for sigma, weight in ((0.8, 0.35), (3.0, 0.35), (12.0, 0.3)):
+        layer = cv2.GaussianBlur(
+            rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), sigma
+        )
+        img += weight * layer / (layer.std() or 1.0)
+    return np.clip(125 + 40 * img, 0, 255).astype(np.uint8)
+
+
+QUALITY_LOOKS = ("normal", "dark", "bright", "blurred", "shaky")
+_TINTS = ((1.0, 1.0, 1.0), (1.0, 0.75, 0.5), (0.5, 0.75, 1.0), (0.6, 1.0, 0.6), (1.0, 0.6, 1.0))
+
+
+def make_quality_video(
+    path: str | os.PathLike[str],
+    looks: tuple[str, ...] = QUALITY_LOOKS,
+    shot_seconds: float = 2.0,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 25,
+    loud: tuple[bool, ...] | None = None,
+) -> Path:
+    """One shot per look, separated by hard cuts (each its own texture and tint): "normal"
+    pans slowly over a sharp texture, "dark" is crushed to near black, "bright" blown out,
+    "blurred" out of focus, "shaky" jitters by up to 4% of the width from frame to frame.
+    Audio: a tone during the shots marked `loud` (default every other one, from the first),
+    digital silence in the others."""
+    import cv2
+
+    width, height = size
+    margin = width // 8
+    per_shot = round(shot_seconds * fps)
+    rng = np.random.default_rng(1)
+    images = []
+    for shot, look in enumerate(looks):
+        canvas = texture(width + 4 * margin, height + 4 * margin, seed=10 + shot)
+        tint = np.array(_TINTS[shot % len(_TINTS)], np.float32)
+        for i in range(per_shot):
+            if look == "shaky":
+                x, y = (int(v) for v in rng.integers(0, 2 * margin, 2))
+            else:
+                x, y = margin + i % (2 * margin), margin  # a steady pan, 1 px a frame
+            grey = canvas[y : y + height, x : x + width].astype(np.float32)
+            if look == "blurred":
+                grey = cv2.GaussianBlur(grey, (0, 0), 5.0)
+            colour = grey[..., None] * tint
+            if look == "dark":
+                colour = colour * 0.04
+            elif look == "bright":
+                colour = colour * 3.0 + 90
+            images.append(np.clip(colour, 0, 255).astype(np.uint8))
+    loud = loud if loud is not None else tuple(i % 2 == 0 for i in range(len(looks)))
+    rate = 48000
+    audio = np.concatenate(
+        [
+            tone(per_shot / fps, rate, channels=1)[0] * (1.0 if on else 0.0)
+            for on in loud[: len(looks)]
+        ]
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        vs = _h264_stream(container, width, height, fps)
+        a_stream = container.add_stream("aac", rate=rate, layout="stereo")
+        for i, img in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            _mux(container, vs, frame)
+        _mux(container, vs)
+        _mux_audio(container, a_stream, np.tile(audio, (2, 1)))
+    return path
+
+
 # Fully saturated colours: the tiny test face pack (media/face_pack_tiny.py) sees each as one
 # "person" (its recognizer embeds hue).
 FACE_COLOURS = {"red": (250, 10, 10), "green": (10, 250, 10), "blue": (10, 10, 250)}

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from .. import settings
+from ..media.frame_stats import OVER_MAX, SHAKE_MAX, SHARP_MIN, UNDER_MAX
 from ..models.clip import EVERY_SECONDS
 from ..storage import Store
 
@@ -46,6 +47,22 @@ class Filters:
     since: str | None = None  # ISO date, on the capture time (creation_time)
     until: str | None = None
     has_speech: bool | None = None
+    # Scene conditions (scene_quality; thresholds in media/frame_stats.py): a moment must lie
+    # in a scene that is sharp / well exposed / steady, so stills never match them.
+    sharp: bool = False
+    well_exposed: bool = False
+    steady: bool = False
+
+    def scene_sql(self) -> str:
+        """The condition on scene_quality `q`, or ''."""
+        clauses = []
+        if self.sharp:
+            clauses.append(f"q.sharpness >= {SHARP_MIN}")
+        if self.well_exposed:
+            clauses.append(f"q.under_share <= {UNDER_MAX} AND q.over_share <= {OVER_MAX}")
+        if self.steady:
+            clauses.append(f"coalesce(q.shake, 0) <= {SHAKE_MAX}")
+        return " AND ".join(clauses)
 
     def sql(self) -> tuple[str, list]:
         clauses: list[str] = []
@@ -70,6 +87,10 @@ class Filters:
             params.append(self.until)
         if self.has_speech is not None:
             clauses.append(("" if self.has_speech else "NOT ") + "coalesce(t.status = 'ok', false)")
+        if self.scene_sql():
+            clauses.append(
+                f"p.checksum IN (SELECT q.checksum FROM scene_quality q WHERE {self.scene_sql()})"
+            )
         return " AND ".join(clauses), params
 
     def active(self) -> bool:
@@ -86,6 +107,30 @@ def allowed_checksums(store: Store, filters: Filters) -> list[str] | None:
         params,
     )
     return table.column("checksum").to_pylist()
+
+
+def in_good_scenes(store: Store, filters: Filters, hits: list[dict]) -> list[dict]:
+    """The hits (with `time_s`, or `start` and `end`) inside a scene meeting the filters'
+    scene conditions; all of them when there are none."""
+    condition = filters.scene_sql()
+    if not condition or not hits:
+        return hits
+    checksums = sorted({h["checksum"] for h in hits})
+    scenes = store.sql(
+        f"SELECT checksum, start_s, end_s FROM scene_quality q WHERE ({condition})"
+        " AND list_contains(?, q.checksum)",
+        [checksums],
+    ).to_pylist()
+    by_file: dict[str, list[tuple[float, float]]] = {}
+    for scene in scenes:
+        by_file.setdefault(scene["checksum"], []).append((scene["start_s"], scene["end_s"]))
+
+    def inside(hit: dict) -> bool:
+        start = hit.get("time_s", hit.get("start"))
+        end = hit.get("time_s", hit.get("end", start))
+        return any(a <= end and start < b for a, b in by_file.get(hit["checksum"], []))
+
+    return [h for h in hits if inside(h)]
 
 
 def group_moments(hits: list[dict], gap_s: float) -> list[dict]:
@@ -149,6 +194,8 @@ def search_moments(
     hits = store.vectors.search(vector, model.id, limit=max(limit * 10, 50), checksums=allowed)
     for hit in hits:
         hit["score"] = 1.0 - float(hit.pop("_distance"))
+    if filters is not None:
+        hits = in_good_scenes(store, filters, hits)
     moments = group_moments(hits, gap_s=every_s * 1.5)[:limit]
     paths = store.registry.paths_for_checksums(m["checksum"] for m in moments)
     for moment in moments:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+DARK, BRIGHT = 0.02, 0.98  # luma below / above these counts as crushed / blown
+
 
 @dataclass(frozen=True)
 class Quality:
@@ -45,18 +47,24 @@ def bgr_luma(frame: np.ndarray, max_width: int = 256) -> np.ndarray:
     return (0.114 * small[..., 0] + 0.587 * small[..., 1] + 0.299 * small[..., 2]) / 255.0
 
 
+def laplacian_variance(g: np.ndarray, scale: float = 1.0) -> float:
+    """Variance of the 4-neighbour Laplacian over the interior, in 8-bit grey levels squared
+    (`scale` 255 for luma in [0, 1]): low means blurred."""
+    if g.shape[0] < 3 or g.shape[1] < 3:
+        return 0.0
+    g = g.astype(np.float32, copy=False)
+    lap = (4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]) * scale
+    return float(lap.var())
+
+
 def luma_quality(g: np.ndarray) -> Quality:
     mean = float(g.mean())
     std = float(g.std())
-    if g.shape[0] >= 3 and g.shape[1] >= 3:
-        lap = (4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]) * 255.0
-        lap_var = float(lap.var())
-    else:
-        lap_var = 0.0
+    lap_var = laplacian_variance(g, 255.0)
     sharpness = 1.0 - float(np.exp(-lap_var / 100.0))
     exposure = max(0.0, 1.0 - abs(mean - 0.5) / 0.5)
     contrast = min(1.0, std / 0.25)
-    clipped = float(((g < 0.02) | (g > 0.98)).mean())
+    clipped = float(((g < DARK) | (g > BRIGHT)).mean())
     blank = mean < 0.08 or mean > 0.95 or std < 0.03
     score = 0.45 * sharpness + 0.30 * exposure + 0.25 * contrast - 0.5 * clipped
     score = max(0.0, score) * (0.1 if blank else 1.0)

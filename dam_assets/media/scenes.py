@@ -4,7 +4,8 @@ Cuts come from PySceneDetect's own SceneManager with the chosen detector, its au
 downscaling and the chosen decoding backend, so they equal what `scenedetect.detect()` reports
 for the same settings. A second, passive detector scores sampled frames as they stream past
 (on the already downscaled picture), so choosing each scene's keyframe costs no extra pass:
-only the chosen frames are decoded again, at thumbnail size.
+only the chosen frames are decoded again, at thumbnail size. A third (frame_stats.FrameStats)
+measures every frame for the per-second timeline, the per-scene quality and the hashes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from scenedetect import (
 )
 
 from .errors import MediaError
+from .frame_stats import FrameStats, SceneQuality, SecondStats, per_second, scene_quality
 from .frames import frames_at
 from .output import save_jpeg
 from .quality import bgr_luma, luma_quality
@@ -116,6 +118,7 @@ class Scene:
     best_score: float | None
     keyframe_path: str | None = None
     keyframe_time_s: float | None = None
+    quality: SceneQuality | None = None
 
 
 @dataclass
@@ -123,6 +126,7 @@ class SceneDetection:
     scenes: list[Scene] = field(default_factory=list)
     fps: float = 0.0
     frames: int = 0
+    seconds: list[SecondStats] = field(default_factory=list)  # the picture's timeline
 
 
 def detect_scenes(path: str | Path, settings: SceneSettings = SceneSettings()) -> SceneDetection:
@@ -140,6 +144,8 @@ def detect_scenes(path: str | Path, settings: SceneSettings = SceneSettings()) -
     manager.add_detector(settings.build())
     sampler = QualitySampler()
     manager.add_detector(sampler)
+    stats = FrameStats()
+    manager.add_detector(stats)
     frames = manager.detect_scenes(video=video)
     fps = float(video.frame_rate)
     scene_list = manager.get_scene_list(start_in_scene=True)
@@ -160,9 +166,10 @@ def detect_scenes(path: str | Path, settings: SceneSettings = SceneSettings()) -
                 end.seconds,
                 best_frame,
                 best_score,
+                quality=scene_quality(stats, start.frame_num, end.frame_num),
             )
         )
-    return SceneDetection(scenes=scenes, fps=fps, frames=frames)
+    return SceneDetection(scenes=scenes, fps=fps, frames=frames, seconds=per_second(stats, fps))
 
 
 def write_keyframes(path: str | Path, detection: SceneDetection, out_dir: Path) -> None:

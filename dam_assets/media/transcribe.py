@@ -21,6 +21,7 @@ import numpy as np
 
 from ..settings import WHISPER_MODEL
 from .audio_stream import NoAudio, decode_blocks
+from .loudness import LoudnessMeter
 
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-3  # below this peak amplitude (-60 dBFS) a track counts as silent
@@ -213,12 +214,20 @@ def _add_segment(
 
 
 def transcribe_file(
-    model, path: str | Path, settings: WhisperSettings, window_s: float | None = WINDOW_S
+    model,
+    path: str | Path,
+    settings: WhisperSettings,
+    window_s: float | None = WINDOW_S,
+    meter: LoudnessMeter | None = None,
 ) -> Transcript:
-    """`transcribe` on a file, decoded as it goes: memory stays one window, whatever the length."""
+    """`transcribe` on a file, decoded as it goes: memory stays one window, whatever the length.
+    `meter` measures loudness on the same samples as they pass (no second decode)."""
     started = time.perf_counter()
+    blocks = stream_audio(path)
+    if meter is not None:
+        blocks = meter.watch(blocks)
     try:
-        result = transcribe(model, stream_audio(path), settings, window_s)
+        result = transcribe(model, blocks, settings, window_s)
     except NoAudio:
         result = Transcript("no_audio")
     result.seconds = time.perf_counter() - started

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from ..media.hub import hub_reachable
+from ..media.loudness import LoudnessMeter
 from ..media.transcribe import Transcript, WhisperSettings, transcribe_file
 from .base import Model, ModelUnavailable
 
@@ -36,9 +37,10 @@ class WhisperModel(Model):
             cpu_threads=self.settings.cpu_threads or (os.cpu_count() or 1),
         )
 
-    def transcribe(self, path: str | Path) -> Transcript:
-        """One file's speech, its audio streamed in windows (bounded memory)."""
-        return transcribe_file(self.loaded, path, self.settings)
+    def transcribe(self, path: str | Path, meter: LoudnessMeter | None = None) -> Transcript:
+        """One file's speech, its audio streamed in windows (bounded memory); `meter` sees
+        every block on the way."""
+        return transcribe_file(self.loaded, path, self.settings, meter=meter)
 
 
 def load_whisper(settings: WhisperSettings, models_dir: Path):

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from .lake import ANCHOR, GEN_WIDTH, Lake, Source
-from .schemas import TABLES, TableSpec
+from .schemas import TABLES, VIEWS, TableSpec
 
 CATALOG_VERSION = 2
 FILE_COLUMN = "_dam_file"  # the column read_parquet adds with each row's file; no table has it
@@ -152,6 +152,7 @@ def _signature(lake: Lake) -> dict:
         "lake": str(lake.root),
         "tables": {name: str(spec.schema) for name, spec in sorted(TABLES.items())},
         "sources": {name: repr(lake.sources(name)) for name in sorted(TABLES)},
+        "views": {name: view.sql for name, view in sorted(VIEWS.items())},
     }
 
 
@@ -174,6 +175,10 @@ def ensure_catalog(path: Path, lake: Lake, force: bool = False) -> bool:
                 con.execute(view_sql(lake, spec))
                 if spec.description:
                     con.execute(f"COMMENT ON VIEW {spec.name} IS {_sql_str(spec.description)}")
+            for view in VIEWS.values():
+                con.execute(f"CREATE OR REPLACE VIEW {view.name} AS {view.sql}")
+                if view.description:
+                    con.execute(f"COMMENT ON VIEW {view.name} IS {_sql_str(view.description)}")
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -190,8 +195,9 @@ def ensure_catalog(path: Path, lake: Lake, force: bool = False) -> bool:
 
 
 def tables_in(query: str) -> list[TableSpec]:
-    """The tables a query names."""
+    """The tables a query names, directly or through a view over them (VIEWS)."""
     words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)}
+    words |= {t for name, view in VIEWS.items() if name in words for t in view.tables}
     return [spec for name, spec in TABLES.items() if name in words]
 
 
@@ -236,13 +242,18 @@ def session(lake: Lake, query: str) -> duckdb.DuckDBPyConnection:
         if pid not in _databases:  # no file cache: a long-lived process would keep all it read
             _databases[pid] = duckdb.connect(config={"enable_external_file_cache": False})
         missing = [spec for spec in wanted if (pid, spec.name) not in _views]
-        if missing:
+        made = {spec.name for spec in wanted} | {t for p, t in _views if p == pid}
+        views = [v for v in VIEWS.values() if set(v.tables) <= made and (pid, v.name) not in _views]
+        if missing or views:
             maker = _databases[pid].cursor()
             try:
                 for spec in missing:
                     _hand_over(maker, lake, spec)
                     maker.execute(view_sql(lake, spec, listing=_listing_name(spec)))
                     _views.add((pid, spec.name))
+                for view in views:  # after the views of the tables under it
+                    maker.execute(f"CREATE OR REPLACE VIEW {view.name} AS {view.sql}")
+                    _views.add((pid, view.name))
             finally:
                 maker.close()
         con = _databases[pid].cursor()

@@ -153,6 +153,60 @@ SCENES = TableSpec(
     description="PySceneDetect scenes per video with a best-quality keyframe each.",
 )
 
+SCENE_QUALITY = TableSpec(
+    "scene_quality",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("scene_index", pa.int32()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("under_share", pa.float64()),  # share of pixels crushed to black (luma < 2%)
+            ("over_share", pa.float64()),  # share of pixels blown to white (luma > 98%)
+            ("brightness", pa.float64()),  # mean luma, 0 .. 1
+            ("sharpness", pa.float64()),  # median variance of the Laplacian, analysis size
+            ("noise", pa.float64()),  # median Immerkær noise sigma, 8-bit grey levels
+            ("motion", pa.float64()),  # mean absolute frame difference, 0 .. 1
+            ("camera_motion", pa.float64()),  # mean global shift, frame widths per frame
+            ("shake", pa.float64()),  # mean frame-to-frame change of that shift
+        ]
+    ),
+    description="Exposure, sharpness, noise and camera steadiness per scene, measured on the"
+    " frames scene detection decodes (about 256 px wide); `dam search --sharp/--well-exposed/"
+    "--steady` thresholds are in media/frame_stats.py.",
+)
+
+TIMELINE_FRAMES = TableSpec(
+    "timeline_frames",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("second", pa.int32()),  # [second, second + 1) of media time
+            ("frames", pa.int32()),
+            ("brightness", pa.float64()),  # mean luma, 0 .. 1
+            ("motion", pa.float64()),  # mean absolute frame difference, 0 .. 1
+            ("dhash", pa.int64()),  # 64-bit dHash of the second's mean picture
+        ]
+    ),
+    description="Per second of video: brightness, motion and a perceptual hash (from scenes);"
+    " query the `timeline` view, which adds the audio.",
+)
+
+TIMELINE_AUDIO = TableSpec(
+    "timeline_audio",
+    pa.schema(
+        [
+            ("checksum", pa.string()),
+            ("second", pa.int32()),
+            ("rms_dbfs", pa.float64()),  # loudness: RMS of the mono mix, dB below full scale
+            ("peak_dbfs", pa.float64()),
+            ("silent", pa.bool_()),  # RMS below SILENCE_DBFS (media/loudness.py)
+        ]
+    ),
+    description="Per second of audio: loudness and silence (from transcripts' audio stream);"
+    " query the `timeline` view, which adds the picture.",
+)
+
 TRANSCRIPTS = TableSpec(
     "transcripts",
     pa.schema(
@@ -504,6 +558,9 @@ TABLES: dict[str, TableSpec] = {
         STREAMS,
         THUMBNAILS,
         SCENES,
+        SCENE_QUALITY,
+        TIMELINE_FRAMES,
+        TIMELINE_AUDIO,
         TRANSCRIPTS,
         TRANSCRIPT_SEGMENTS,
         TRANSCRIPT_WORDS,
@@ -523,6 +580,29 @@ TABLES: dict[str, TableSpec] = {
         ARCHIVE_COPIES,
     )
 }
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A catalog view over other tables' views, for what people query as one table."""
+
+    name: str
+    sql: str
+    tables: tuple[str, ...]
+    description: str = ""
+
+
+TIMELINE = ViewSpec(
+    "timeline",
+    "SELECT checksum, second, f.frames, f.brightness, f.motion, f.dhash,"
+    " a.rms_dbfs, a.peak_dbfs, a.silent"
+    " FROM timeline_frames f FULL OUTER JOIN timeline_audio a USING (checksum, second)",
+    ("timeline_frames", "timeline_audio"),
+    "One row per (checksum, second): brightness, motion and hash from the picture, loudness"
+    " and silence from the sound; a side is NULL where the file lacks it or it is not made.",
+)
+
+VIEWS: dict[str, ViewSpec] = {view.name: view for view in (TIMELINE,)}
 
 
 def rows_to_table(spec: TableSpec, rows: list[dict]) -> pa.Table:

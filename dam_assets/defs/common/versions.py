@@ -27,11 +27,11 @@ def _digest(*parts) -> str:
 
 
 def scenes_version(settings: SceneSettings) -> str:
-    return f"scenes-1-{settings.fingerprint()}"
+    return f"scenes-2-{settings.fingerprint()}"  # 2: scene_quality and timeline_frames
 
 
 def transcripts_version(settings: WhisperSettings) -> str:
-    return f"transcripts-1-{settings.fingerprint()}"
+    return f"transcripts-2-{settings.fingerprint()}"  # 2: timeline_audio
 
 
 def clip_version(settings: ClipSettings, every_s: float, vocabulary: list[str], top: int) -> str:

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from dagster import AssetExecutionContext
 
 from ...media.scenes import detect_scenes, write_keyframes
-from ...storage.schemas import SCENES, rows_to_table
+from ...storage.schemas import SCENE_QUALITY, SCENES, TIMELINE_FRAMES, rows_to_table
 from ..common.batch import probe_rows, run_per_partition
 from ..common.partitions import per_file_asset
 from ..common.results import not_upstream, per_file_results
@@ -23,7 +23,10 @@ from .probe import probe
     code_version=scenes_version(SceneDetectionConfig().settings()),
     pool="video_analysis",
     description="Scene cuts (PySceneDetect; ContentDetector by default) with start/end time and"
-    " frame, and one best-quality keyframe per scene. Table `scenes`; only videos have scenes.",
+    " frame, and one best-quality keyframe per scene. Table `scenes`; only videos have scenes."
+    " From the same decoded frames: exposure, sharpness, noise and steadiness per scene"
+    " (`scene_quality`) and brightness, motion and a dHash per second (`timeline_frames`, in"
+    " the `timeline` view).",
 )
 def scenes(
     context: AssetExecutionContext, storage: DamStorage, scene_detection: SceneDetectionConfig
@@ -34,8 +37,10 @@ def scenes(
     keys = list(context.partition_keys)
     probed = probe_rows(store, keys)
     videos = [k for k in keys if k in probed and probed[k]["media_kind"] == "video"]
+    tables = (SCENES, SCENE_QUALITY, TIMELINE_FRAMES)
     for key in set(probed) - set(videos):  # audio and stills: no scenes, and no stale rows
-        store.lake.write_unit("scenes", key, SCENES.schema.empty_table())
+        for spec in tables:
+            store.lake.write_unit(spec.name, key, spec.schema.empty_table())
     totals = {"scenes": 0, "frames": 0, "media_s": 0.0, "seconds": 0.0}
 
     def work(checksum: str, path: str) -> dict:
@@ -60,6 +65,20 @@ def scenes(
             }
             for s in detection.scenes
         ]
+        quality = [
+            {
+                "checksum": checksum,
+                "scene_index": s.index,
+                "start_s": s.start_s,
+                "end_s": s.end_s,
+                **vars(s.quality),
+            }
+            for s in detection.scenes
+            if s.quality is not None
+        ]
+        timeline = [{"checksum": checksum, **vars(second)} for second in detection.seconds]
+        store.lake.write_unit("scene_quality", checksum, rows_to_table(SCENE_QUALITY, quality))
+        store.lake.write_unit("timeline_frames", checksum, rows_to_table(TIMELINE_FRAMES, timeline))
         store.lake.write_unit("scenes", checksum, rows_to_table(SCENES, rows))
         seconds = time.perf_counter() - started
         media_s = detection.frames / detection.fps if detection.fps else 0.0
@@ -75,7 +94,8 @@ def scenes(
         }
 
     def forget(checksum: str) -> None:
-        store.lake.clear_unit("scenes", checksum)
+        for spec in tables:
+            store.lake.clear_unit(spec.name, checksum)
 
     outcome = run_per_partition(context, store, "scenes", videos, work, on_failure=forget)
     not_upstream(outcome, keys, set(probed), "probe")

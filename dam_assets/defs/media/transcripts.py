@@ -5,10 +5,12 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext
 
+from ...media.loudness import LoudnessMeter
 from ...media.output import write_text
-from ...media.transcribe import to_srt, to_vtt
+from ...media.transcribe import SAMPLE_RATE, to_srt, to_vtt
 from ...models.whisper import WhisperModel
 from ...storage.schemas import (
+    TIMELINE_AUDIO,
     TRANSCRIPT_SEGMENTS,
     TRANSCRIPT_WORDS,
     TRANSCRIPTS,
@@ -30,7 +32,9 @@ from .probe import probe
     pool="transcription",  # dagster.yaml limits each pool to one step at a time
     description="Speech to text with faster-whisper: segments and words with times, language,"
     " WebVTT/SRT captions under captions/, and the full-text index behind `dam search --text`."
-    " Files without audio or with silence get an empty transcript marked as such.",
+    " Files without audio or with silence get an empty transcript marked as such. The same"
+    " audio stream gives loudness and silence per second (table `timeline_audio`, in the"
+    " `timeline` view).",
 )
 def transcripts(
     context: AssetExecutionContext, storage: DamStorage, whisper: WhisperConfig
@@ -42,7 +46,11 @@ def transcripts(
     probed = probe_rows(store, keys)
     with_audio = [k for k in keys if k in probed and (probed[k]["audio_streams"] or 0) > 0]
 
-    def save(checksum: str, status: str, transcript=None) -> None:
+    def save(checksum: str, status: str, transcript=None, meter=None) -> None:
+        loudness = [
+            {"checksum": checksum, **vars(second)} for second in (meter.seconds() if meter else [])
+        ]
+        store.lake.write_unit("timeline_audio", checksum, rows_to_table(TIMELINE_AUDIO, loudness))
         segments = transcript.segments if transcript else []
         words = transcript.words if transcript else []
         vtt = store.captions_dir / f"{checksum}.vtt"
@@ -90,8 +98,9 @@ def transcripts(
     totals = {"media_s": 0.0, "seconds": 0.0, "speech_s": 0.0, "languages": set()}
 
     def work(checksum: str, path: str) -> dict:
-        transcript = model.transcribe(path)  # streamed: bounded memory
-        save(checksum, transcript.status, transcript)
+        meter = LoudnessMeter(SAMPLE_RATE)
+        transcript = model.transcribe(path, meter)  # streamed: bounded memory
+        save(checksum, transcript.status, transcript, meter)
         totals["media_s"] += transcript.duration_s
         totals["seconds"] += transcript.seconds
         totals["speech_s"] += transcript.speech_s
@@ -106,7 +115,7 @@ def transcripts(
         }
 
     def forget(checksum: str) -> None:
-        for table in ("transcripts", "transcript_segments", "transcript_words"):
+        for table in ("transcripts", "transcript_segments", "transcript_words", "timeline_audio"):
             store.lake.clear_unit(table, checksum)
 
     outcome = run_per_partition(context, store, "transcripts", with_audio, work, on_failure=forget)
