@@ -344,3 +344,30 @@ def test_a_proxy_keeps_the_originals_times(served):
         assert max(stream.width, stream.height) <= 640 and c.streams.audio
         times = [round(f.time, 3) for f in c.decode(video=0)]
     assert times == [t - original[0] for t in original]
+
+
+def test_nightly_proxies_asks_only_for_what_is_missing(served):
+    """With the ProRes proxy made, nothing; on an instance where nothing was made, one run of
+    exactly the one partition that needs a proxy (the others play as they are)."""
+    from datetime import UTC, datetime
+
+    from dagster import DagsterInstance, SkipReason, instance_for_test
+    from dagster import build_schedule_context as context
+
+    from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
+    from dam_assets.defs.common.ranges import RANGE_END_TAG, RANGE_START_TAG
+    from dam_assets.defs.media.proxy_jobs import nightly_proxies
+    from dam_assets.defs.resources import DamStorage
+
+    storage = DamStorage(data_dir=str(served.data))
+    at = datetime(2026, 11, 23, 1, tzinfo=UTC)
+    with DagsterInstance.from_config(served.env["DAGSTER_HOME"]) as instance:
+        keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+        done = nightly_proxies(context(instance, scheduled_execution_time=at), storage=storage)
+    assert isinstance(done, SkipReason) and f"among {len(keys)} partitions" in done.skip_message
+    with instance_for_test() as fresh:
+        fresh.add_dynamic_partitions(MEDIA_PARTITIONS_NAME, keys)
+        [request] = nightly_proxies(context(fresh, scheduled_execution_time=at), storage=storage)
+    prores = served.checksums["prores"]
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (prores, prores)
+    assert request.run_key == "proxies-2026-11-23-0"
