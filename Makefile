@@ -9,7 +9,7 @@ NO_DEPS := insightface==2.1
 export DAGSTER_HOME ?= $(CURDIR)
 export DAM_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps demo test bench dev lint clean-data
+.PHONY: install system-deps demo test bench dev lint clean-data screenshots
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ system-deps:  ## espeak-ng (speech), PostgreSQL, Redis and chromium for the test
 
 test: install system-deps  ## the test suite (generates its own media)
 	$(BIN)/python -m pytest -q
+
+screenshots: install system-deps  ## rewrite the README's screenshots (docs/screenshots) from the browser test
+	DAM_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q dam_assets_tests/test_web_browser.py
 
 bench: install  ## benchmarks, as ratios against baselines measured in the same run
 	$(BIN)/python -m dam_assets_tests.benchmarks.foundation

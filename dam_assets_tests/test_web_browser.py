@@ -1,12 +1,14 @@
 """The library page in a real browser: Playwright driving Debian's chromium (`make test`
-installs it) against the `dam serve` of web_library.py. Also writes the README's screenshots
+installs it) against the `dam serve` of web_library.py. Also takes the README's screenshots
 (docs/screenshots/), so they show what the page really looks like."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,11 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+# `make screenshots` sets this to docs/screenshots; otherwise they go to a scratch folder, so a
+# test run never changes the working tree (the shots are still taken: their code is tested).
+SHOTS = Path(
+    os.environ.get("DAM_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "dam-screenshots"
+)
 
 
 @pytest.fixture(scope="module")
