@@ -111,7 +111,8 @@ class Spec:
         return int(per_pixel * pixels * scale * self.fps / 25)
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "v": GENERATOR_VERSION}, sort_keys=True).encode()
+        fields = {**asdict(self), "seconds": float(self.seconds), "v": GENERATOR_VERSION}
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.blake2s(blob, digest_size=5).hexdigest()
 
     def path(self, cache: Path) -> Path:
@@ -383,7 +384,7 @@ def ensure(spec: Spec, cache: Path = DEFAULT_CACHE, log=None) -> Path:
 def ensure_speech(seconds: float, cache: Path = DEFAULT_CACHE, seed: int = 3, log=None) -> Path:
     """A camera's audio alone (AAC in .m4a; its words in `transcript_path`), for transcription
     of long speech without the cost of generating as many minutes of pictures."""
-    blob = json.dumps({"speech": seconds, "seed": seed, "v": GENERATOR_VERSION}).encode()
+    blob = json.dumps({"speech": float(seconds), "seed": seed, "v": GENERATOR_VERSION}).encode()
     path = cache / f"speech-{hashlib.blake2s(blob, digest_size=5).hexdigest()}.m4a"
     if path.exists():
         return path

@@ -174,7 +174,9 @@ def bench_pipeline(
             goal(seconds / decode_s, 1.5) if pack is None else times(seconds / decode_s),
         )
         top = sorted(steps.items(), key=lambda kv: -kv[1])
-        shares = ", ".join(f"{k} {v:.1f} s ({v / decode_s:.2f}×)" for k, v in top if v >= 0.05)
+        shares = ", ".join(
+            f"{k} {v:.1f} s ({v / decode_s:.2f}×)" for k, v in top if v >= 0.01 * decode_s
+        )
         results.notes.append(f"{spec.name} pipeline {label}, steps (× one decode): {shares}.")
 
 
