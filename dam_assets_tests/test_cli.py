@@ -153,6 +153,12 @@ def test_clean_data_removes_only_what_the_pipeline_wrote(tmp_path, library, env)
     assert not any(p.exists() for p in ours)
     assert {p: p.read_bytes() for p in theirs} == theirs
     assert "kept" in run.stdout and "inbox" in run.stdout
+    # The Dagster instance still remembers the file as materialized, but its rows are gone:
+    # ingesting it again must index it again, not call it "already indexed".
+    again = dam("ingest", str(media), env=env)
+    assert again.returncode == 0 and "Indexed 1 new file(s) in 1 run(s)" in again.stdout
+    rows = dam("sql", "SELECT count(*) AS n FROM probe", "--csv", env=env)
+    assert rows.stdout.splitlines() == ["n", "1"], again.stdout + rows.stdout
 
 
 def test_unreachable_postgres_instance_is_one_line(tmp_path, env):

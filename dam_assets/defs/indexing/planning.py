@@ -54,6 +54,18 @@ def materialized(
     return {name: s.materialized for name, s in partition_states(instance, store, keys).items()}
 
 
+def in_lake(store: Store, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` have their probe row (every probed file has exactly one)."""
+    return set(
+        store.sql(
+            "SELECT DISTINCT checksum FROM probe WHERE list_contains($1, checksum)",
+            [list(keys) or [""]],
+        )
+        .column("checksum")
+        .to_pylist()
+    )
+
+
 def errors_by_stage(store: Store, keys: Sequence[str]) -> dict[str, dict[str, str]]:
     """stage -> checksum -> error type of the files' recorded per-file errors."""
     rows = store.sql(
@@ -80,6 +92,10 @@ def lacking(
     """Per key, the assets to run for it now (in job order); keys with nothing to do are
     left out. `attempted` (asset, key) pairs are not tried again (one `dam ingest`)."""
     done = materialized(instance, store, keys)
+    # Dagster remembers materializations the data folder may no longer hold (`make
+    # clean-data`, a new DAM_DATA_DIR, a restored backup): a file without its probe row is
+    # indexed again, whatever the instance says.
+    done["probe"] &= in_lake(store, keys)
     errors = errors_by_stage(store, keys)
     off = set(unavailable)
     outdated = outdated or {}
