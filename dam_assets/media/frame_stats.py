@@ -93,7 +93,8 @@ class FrameStats(SceneDetector):
         self._hash_second = -1
         self._hash_sum: np.ndarray | None = None
         self._hash_count = 0
-        self.hashes: dict[int, int] = {}  # second -> dHash of that second's mean picture
+        self._means: dict[int, np.ndarray] = {}  # second -> its mean 9×8 picture
+        self.hashes: dict[int, int] = {}  # second -> dHash (see post_process)
         self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def process_frame(self, timecode: FrameTimecode, frame_img: np.ndarray) -> list:
@@ -137,11 +138,17 @@ class FrameStats(SceneDetector):
 
     def _flush_hash(self) -> None:
         if self._hash_sum is not None and self._hash_count:
-            self.hashes[self._hash_second] = dhash_bits(self._hash_sum)
+            self._means[self._hash_second] = self._hash_sum / self._hash_count
 
     def post_process(self, timecode: FrameTimecode) -> list:
         self._flush_hash()
         self._hash_sum = None
+        # Each second's hash is of its mean picture blended with its neighbours' (¼, ½, ¼): a
+        # copy trimmed at a fraction of a second then hashes nearly alike.
+        for second, mean in self._means.items():
+            before = self._means.get(second - 1, mean)
+            after = self._means.get(second + 1, mean)
+            self.hashes[second] = dhash_bits(0.5 * mean + 0.25 * (before + after))
         return []
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -159,7 +166,7 @@ class SecondStats:
     frames: int
     brightness: float  # mean luma, 0 black .. 1 white
     motion: float | None  # mean absolute difference to the previous frame, 0 .. 1
-    dhash: int | None  # dHash of the second's mean picture (signed 64-bit)
+    dhash: int | None  # dHash of the second's mean picture, ¼ of each neighbour's blended in
 
 
 def per_second(stats: FrameStats, fps: float) -> list[SecondStats]:
