@@ -15,7 +15,7 @@ from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
 from dam_assets.media.near_dupes import Signature, find_near_duplicates, groups
 
-from .conftest import copy_settled
+from .conftest import copy_settled, sensor_tick
 
 LOOKS = ("normal", "shaky", "blurred", "normal", "shaky")  # 3 s each
 
@@ -51,7 +51,7 @@ def test_trimmed_random_signature_is_found_with_its_offset():
     assert groups([match]) == [["a", "b"]]
 
 
-def test_near_duplicates_from_a_real_run(instance, store, tmp_path, family, capsys):
+def test_near_duplicates_from_a_real_run(instance, store, data_dir, tmp_path, family, capsys):
     from dam_assets.cli import main
     from dam_assets.definitions import defs
 
@@ -94,3 +94,10 @@ def test_near_duplicates_from_a_real_run(instance, store, tmp_path, family, caps
     [group] = json.loads(capsys.readouterr().out)["groups"]
     listed = {f["checksum"]: f["path"] for f in group["files"]}
     assert listed == {ck[n]: str(root / family[n].name) for n in ("original", "half", "trim")}
+
+    # the sensor asks for a new grouping once the set of hashed videos changed, and only then
+    result, _ = sensor_tick(instance, data_dir, root)
+    assert [r for r in result.run_requests if r.job_name == "find_near_duplicates"]
+    again, _ = sensor_tick(instance, data_dir, root, cursor=result.cursor)
+    requests = getattr(again, "run_requests", None) or []
+    assert not [r for r in requests if r.job_name == "find_near_duplicates"]
