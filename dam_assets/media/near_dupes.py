@@ -77,13 +77,14 @@ def _key(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return key
 
 
-def _votes(signatures: Sequence[Signature]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(file a, file b, lag = second in a - second in b) of every shared key, a < b; one
-    table at a time, so memory holds one table's keys."""
+def _votes(signatures: Sequence[Signature], span: int, shift: int) -> np.ndarray:
+    """One cell per shared key: (file a · files + file b) · span + lag + shift, a < b, with
+    lag = second in a - second in b (8 bytes a vote; one table's keys at a time)."""
     files = np.concatenate([np.full(s.valid.sum(), i, np.int64) for i, s in enumerate(signatures)])
     seconds = np.concatenate([np.flatnonzero(s.valid) for s in signatures]).astype(np.int64)
     hashes = np.concatenate([s.hashes[s.valid] for s in signatures])
-    out_a, out_b, out_lag = [], [], []
+    out = []
+    count = len(signatures)
     for positions in _positions():
         keys = _key(hashes, positions)
         order = np.argsort(keys)
@@ -101,13 +102,9 @@ def _votes(signatures: Sequence[Signature]) -> tuple[np.ndarray, np.ndarray, np.
             other = fa != fb
             fa, fb, sa, sb = fa[other], fb[other], sa[other], sb[other]
             swap = fa > fb
-            out_a.append(np.where(swap, fb, fa))
-            out_b.append(np.where(swap, fa, fb))
-            out_lag.append(np.where(swap, sb - sa, sa - sb))
-    if not out_a:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty
-    return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_lag)
+            pair = np.where(swap, fb * count + fa, fa * count + fb)
+            out.append(pair * span + np.where(swap, sb - sa, sa - sb) + shift)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _compare(a: Signature, b: Signature, lag: int) -> tuple[float, float, int]:
@@ -153,16 +150,17 @@ def _neighbour(cells: np.ndarray, counts: np.ndarray, wanted: np.ndarray, span: 
 def find_near_duplicates(signatures: Sequence[Signature]) -> list[Match]:
     """Every pair of files whose pictures agree second by second at one offset."""
     signatures = [s for s in signatures if s.valid.sum() >= MIN_OVERLAP_S]
-    fa, fb, lag = _votes(signatures)
-    if not len(fa):
+    if len(signatures) < 2:
         return []
-    span = int(lag.max() - lag.min() + 1)
-    combined = (fa * len(signatures) + fb) * span + (lag - lag.min())
-    cells, counts = np.unique(combined, return_counts=True)
+    shift = max(len(s.hashes) for s in signatures)  # lags lie within ±(longest - 1)
+    span = 2 * shift + 1
+    cells, counts = np.unique(_votes(signatures, span, shift), return_counts=True)
     # a trim at a fraction of a second splits its votes between two neighbouring lags
     near = _neighbour(cells, counts, cells - 1, span) + _neighbour(cells, counts, cells + 1, span)
     counts = counts + near
-    pair, lag_of = cells // span, cells % span + lag.min()
+    kept = counts >= MIN_VOTES
+    cells, counts = cells[kept], counts[kept]
+    pair, lag_of = cells // span, cells % span - shift
     order = np.lexsort((-counts, pair))  # per pair, its most voted lag first
     pair, lag_of, counts = pair[order], lag_of[order], counts[order]
     head = np.r_[True, pair[1:] != pair[:-1]] & (counts >= MIN_VOTES)
