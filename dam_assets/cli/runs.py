@@ -149,13 +149,6 @@ def index_partitions(
     if (outcome.indexed or rig_again) and rig_rows:
         say("grouping camera-rig sessions and syncing audio…")
         outcome.record(_execute(instance, "sync_capture_sessions", log_level, "dam ingest"))
-    hashed = store.sql(
-        "SELECT count(*) n FROM timeline_frames WHERE list_contains($1, checksum)",
-        [outcome.indexed or [""]],
-    ).to_pylist()[0]["n"]
-    if hashed:
-        say("looking for near-duplicate video…")
-        outcome.record(_execute(instance, "find_near_duplicates", log_level, "dam ingest"))
     new_tracks = store.sql(
         "SELECT count(*) n FROM face_tracks WHERE list_contains($1, checksum)",
         [outcome.indexed or [""]],
@@ -168,6 +161,13 @@ def index_partitions(
         for table in TABLES:
             store.lake.compact(table)
     return outcome
+
+
+def find_near_duplicates(
+    instance: DagsterInstance, log_level: str = "ERROR", source: str = "dam"
+) -> tuple[str, bool]:
+    """One `find_near_duplicates` run through the instance."""
+    return _execute(instance, "find_near_duplicates", log_level, source)
 
 
 def cluster_faces(

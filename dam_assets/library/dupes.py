@@ -9,6 +9,17 @@ from ..media.near_dupes import Match, Signature, find_near_duplicates, groups
 from ..storage import Store
 from ..storage.schemas import NEAR_DUPLICATES, rows_to_table
 
+# Which videos have hashes: the grouping is out of date when this changes.
+HASHED_VIDEOS_SQL = (
+    "SELECT count(DISTINCT checksum) n, coalesce(sum(DISTINCT hash(checksum)), 0) h"
+    " FROM timeline_frames"
+)
+
+
+def hashed_videos(store: Store) -> str:
+    [row] = store.sql(HASHED_VIDEOS_SQL).to_pylist()
+    return f"{row['n']}:{row['h']}"
+
 
 def signatures(store: Store) -> list[Signature]:
     """One per video with hashed seconds, from the scenes pass's per-second hashes."""

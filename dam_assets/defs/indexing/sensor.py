@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from ...library.discovery import scan
+from ...library.dupes import HASHED_VIDEOS_SQL
 from ...library.rigs import load_rigs
 from ...storage.paths import safe_text
 from ..common.partitions import FILES_PER_RUN, MEDIA_PARTITIONS_NAME, media_partitions
@@ -265,8 +266,7 @@ def _dupes_request(store, cursor: dict) -> RunRequest | None:
         store,
         cursor,
         "hashed_videos",
-        "SELECT count(DISTINCT checksum) n, coalesce(sum(DISTINCT hash(checksum)), 0) h"
-        " FROM timeline_frames",
+        HASHED_VIDEOS_SQL,
         near_duplicates_job.name,
     )
 
