@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
+
 from ..media.near_dupes import Match, Signature, find_near_duplicates, groups
 from ..storage import Store
 from ..storage.schemas import NEAR_DUPLICATES, rows_to_table
@@ -24,19 +26,21 @@ def hashed_videos(store: Store) -> str:
 def signatures(store: Store) -> list[Signature]:
     """One per video with hashed seconds, from the scenes pass's per-second hashes."""
     table = store.sql(
-        "SELECT checksum, second, dhash FROM timeline_frames ORDER BY checksum, second"
+        "SELECT checksum, second, coalesce(dhash, 0) AS dhash, dhash IS NOT NULL AS known"
+        " FROM timeline_frames ORDER BY checksum, second"
     )
-    by_file: dict[str, tuple[list[int], list]] = {}
-    for checksum, second, dhash in zip(
-        table.column("checksum").to_pylist(),
-        table.column("second").to_pylist(),
-        table.column("dhash").to_pylist(),
-        strict=True,
-    ):
-        seconds, hashes = by_file.setdefault(checksum, ([], []))
-        seconds.append(second)
-        hashes.append(dhash)
-    return [Signature.from_seconds(ck, s, h) for ck, (s, h) in by_file.items()]
+    if not table.num_rows:
+        return []
+    checksums = table.column("checksum").to_numpy(zero_copy_only=False)
+    seconds = table.column("second").to_numpy()
+    hashes = table.column("dhash").to_numpy()
+    known = table.column("known").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, checksums[1:] != checksums[:-1]])
+    ends = np.r_[starts[1:], len(checksums)]
+    return [
+        Signature.from_arrays(str(checksums[a]), seconds[a:b], hashes[a:b], known[a:b])
+        for a, b in zip(starts, ends, strict=True)
+    ]
 
 
 def refresh_near_duplicates(store: Store) -> list[Match]:

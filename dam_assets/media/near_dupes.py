@@ -40,13 +40,19 @@ class Signature:
     @classmethod
     def from_seconds(cls, checksum: str, seconds: Sequence[int], hashes: Sequence) -> Signature:
         """From (second, signed 64-bit dHash or None) pairs, as table timeline_frames holds."""
-        seconds = np.asarray(seconds, np.int64)
         known = np.array([h is not None for h in hashes], bool)
         signed = np.array([h if h is not None else 0 for h in hashes], np.int64)
+        return cls.from_arrays(checksum, np.asarray(seconds, np.int64), signed, known)
+
+    @classmethod
+    def from_arrays(
+        cls, checksum: str, seconds: np.ndarray, signed: np.ndarray, known: np.ndarray
+    ) -> Signature:
+        seconds, known = np.asarray(seconds, np.int64), np.asarray(known, bool)
         length = int(seconds.max()) + 1 if len(seconds) else 0
         values = np.zeros(length, np.uint64)
         valid = np.zeros(length, bool)
-        values[seconds[known]] = signed[known].view(np.uint64)
+        values[seconds[known]] = np.asarray(signed, np.int64)[known].view(np.uint64)
         valid[seconds[known]] = True
         bits = np.bitwise_count(values)
         valid &= (bits > 4) & (bits < 60)  # flat pictures hash to (nearly) all 0s or 1s
