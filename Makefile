@@ -48,6 +48,8 @@ screenshots: install system-deps  ## rewrite the README's screenshots (docs/scre
 bench: install  ## benchmarks, as ratios against baselines measured in the same run
 	$(BIN)/python -m dam_assets_tests.benchmarks.foundation
 	$(BIN)/python -m dam_assets_tests.benchmarks.scenes_transcripts
+	$(BIN)/python -m dam_assets_tests.benchmarks.analytics
+	$(BIN)/python -m dam_assets_tests.benchmarks.near_dupes
 	$(BIN)/python -m dam_assets_tests.benchmarks.clip_search
 	$(BIN)/python -m dam_assets_tests.benchmarks.rig_sync
 	$(BIN)/python -m dam_assets_tests.benchmarks.long_audio

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .archive import add_parser as add_archive_parser
 from .common import EXIT_CRASH, InstanceUnreachable, Parser, print_table, say
+from .dupes import cmd_dupes
 from .export import cmd_export, export_output_args, filter_args
 from .faces import cmd_faces
 from .ingest import cmd_ingest
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true")
     filter_args(search)
     search.set_defaults(func=cmd_search)
+
+    dupes = sub.add_parser("dupes", help="near-duplicate video groups (re-encodes, trims)")
+    dupes.add_argument("--json", action="store_true")
+    dupes.set_defaults(func=cmd_dupes)
 
     export = sub.add_parser("export", help="hand-off to the edit: timelines for NLEs")
     export_sub = export.add_subparsers(dest="export_command", required=True)

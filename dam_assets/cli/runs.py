@@ -163,6 +163,13 @@ def index_partitions(
     return outcome
 
 
+def find_near_duplicates(
+    instance: DagsterInstance, log_level: str = "ERROR", source: str = "dam"
+) -> tuple[str, bool]:
+    """One `find_near_duplicates` run through the instance."""
+    return _execute(instance, "find_near_duplicates", log_level, source)
+
+
 def cluster_faces(
     instance: DagsterInstance, recluster: bool, log_level: str = "ERROR", source: str = "dam"
 ) -> tuple[str, bool]:

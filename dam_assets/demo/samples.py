@@ -313,12 +313,13 @@ def make_quality_video(
     size: tuple[int, int] = (320, 240),
     fps: int = 25,
     loud: tuple[bool, ...] | None = None,
+    seed: int = 10,
 ) -> Path:
     """One shot per look, separated by hard cuts (each its own texture and tint): "normal"
     pans slowly over a sharp texture, "dark" is crushed to near black, "bright" blown out,
     "blurred" out of focus, "shaky" jitters by up to 4% of the width from frame to frame.
     Audio: a tone during the shots marked `loud` (default every other one, from the first),
-    digital silence in the others."""
+    digital silence in the others. Another `seed`, other pictures."""
     import cv2
 
     width, height = size
@@ -327,7 +328,7 @@ def make_quality_video(
     rng = np.random.default_rng(1)
     images = []
     for shot, look in enumerate(looks):
-        canvas = texture(width + 4 * margin, height + 4 * margin, seed=10 + shot)
+        canvas = texture(width + 4 * margin, height + 4 * margin, seed=seed + shot)
         tint = np.array(_TINTS[shot % len(_TINTS)], np.float32)
         for i in range(per_shot):
             if look == "shaky":
@@ -363,6 +364,50 @@ def make_quality_video(
             _mux(container, vs, frame)
         _mux(container, vs)
         _mux_audio(container, a_stream, np.tile(audio, (2, 1)))
+    return path
+
+
+def make_derivative(
+    source: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    scale: float = 1.0,
+    crop: float = 0.0,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    options: dict[str, str] | None = None,
+) -> Path:
+    """A re-encoded copy of `source`'s picture (H.264, no sound): resized by `scale`, `crop`
+    of the width and height cut from each side (then scaled back), trimmed to
+    [start_s, end_s), with encoder `options` (e.g. {"b": "150k"} for a low bit rate)."""
+    import cv2
+
+    path = Path(path)
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        stream = src.streams.video[0]
+        fps = stream.average_rate or 25
+        vs, index = None, 0
+        for frame in src.decode(stream):
+            if frame.time < start_s - 1e-6 or (end_s is not None and frame.time >= end_s):
+                continue
+            img = frame.to_ndarray(format="rgb24")
+            h, w = img.shape[:2]
+            if crop:
+                img = img[
+                    round(h * crop) : h - round(h * crop), round(w * crop) : w - round(w * crop)
+                ]
+            size = (round(w * scale) // 2 * 2, round(h * scale) // 2 * 2)
+            if size != (img.shape[1], img.shape[0]):
+                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            if vs is None:
+                vs = out.add_stream("libx264", rate=fps)
+                vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+                vs.options = {"preset": "veryfast", **(options or {"crf": "20"})}
+            new = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            new.pts, new.time_base = index, Fraction(1, fps)
+            index += 1
+            _mux(out, vs, new)
+        if vs is not None:
+            _mux(out, vs)
     return path
 
 

@@ -93,8 +93,10 @@ class FrameStats(SceneDetector):
         self._hash_second = -1
         self._hash_sum: np.ndarray | None = None
         self._hash_count = 0
-        self.hashes: dict[int, int] = {}  # second -> dHash of that second's mean picture
+        self._means: dict[int, np.ndarray] = {}  # second -> its mean 9×8 picture
+        self.hashes: dict[int, int] = {}  # second -> dHash (see post_process)
         self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._columns: dict[str, np.ndarray] | None = None
 
     def process_frame(self, timecode: FrameTimecode, frame_img: np.ndarray) -> list:
         grey = cv2.cvtColor(frame_img, cv2.COLOR_BGR2GRAY)
@@ -137,20 +139,36 @@ class FrameStats(SceneDetector):
 
     def _flush_hash(self) -> None:
         if self._hash_sum is not None and self._hash_count:
-            self.hashes[self._hash_second] = dhash_bits(self._hash_sum)
+            self._means[self._hash_second] = self._hash_sum / self._hash_count
 
     def post_process(self, timecode: FrameTimecode) -> list:
         self._flush_hash()
         self._hash_sum = None
+        # Each second's hash is of its mean picture blended with its neighbours' (¼, ½, ¼): a
+        # copy trimmed at a fraction of a second then hashes nearly alike.
+        for second, mean in self._means.items():
+            before = self._means.get(second - 1, mean)
+            after = self._means.get(second + 1, mean)
+            self.hashes[second] = dhash_bits(0.5 * mean + 0.25 * (before + after))
         return []
 
     def columns(self) -> dict[str, np.ndarray]:
+        """The measures as arrays, one entry per frame in frame order (made once per length)."""
+        if self._columns is not None and len(self._columns["frame"]) == len(self.frame):
+            return self._columns
         names = ("frame", "brightness", "motion", "under", "over", "sharpness", "noise")
-        out = {n: np.frombuffer(getattr(self, n), dtype=getattr(self, n).typecode) for n in names}
-        out["shift"] = np.hypot(np.asarray(self.shift_x), np.asarray(self.shift_y))
-        out["dx"] = np.asarray(self.shift_x, np.float32)
-        out["dy"] = np.asarray(self.shift_y, np.float32)
+        out = {n: np.array(getattr(self, n), dtype=getattr(self, n).typecode) for n in names}
+        out["dx"] = np.array(self.shift_x, np.float32)
+        out["dy"] = np.array(self.shift_y, np.float32)
+        out["shift"] = np.hypot(out["dx"], out["dy"])
+        self._columns = out
         return out
+
+    def span(self, start_frame: int, end_frame: int) -> slice:
+        """The entries of frames in [start_frame, end_frame)."""
+        frames = self.columns()["frame"]
+        lo, hi = np.searchsorted(frames, [start_frame, end_frame])
+        return slice(int(lo), int(hi))
 
 
 @dataclass(frozen=True)
@@ -159,23 +177,22 @@ class SecondStats:
     frames: int
     brightness: float  # mean luma, 0 black .. 1 white
     motion: float | None  # mean absolute difference to the previous frame, 0 .. 1
-    dhash: int | None  # dHash of the second's mean picture (signed 64-bit)
+    dhash: int | None  # dHash of the second's mean picture, ¼ of each neighbour's blended in
 
 
 def per_second(stats: FrameStats, fps: float) -> list[SecondStats]:
     cols = stats.columns()
     if not len(cols["frame"]) or not fps:
         return []
-    seconds = (cols["frame"] / fps).astype(np.int64)
     out = []
-    for second in np.unique(seconds):
-        inside = seconds == second
+    for second in np.unique((cols["frame"] / fps).astype(np.int64)):
+        inside = stats.span(math.ceil(second * fps), math.ceil((second + 1) * fps))
         motion = cols["motion"][inside]
         motion = motion[~np.isnan(motion)]
         out.append(
             SecondStats(
                 int(second),
-                int(inside.sum()),
+                int(inside.stop - inside.start),
                 round(float(cols["brightness"][inside].mean()), 5),
                 round(float(motion.mean()), 5) if len(motion) else None,
                 stats.hashes.get(int(second)),
@@ -200,13 +217,13 @@ def scene_quality(stats: FrameStats, start_frame: int, end_frame: int) -> SceneQ
     """Aggregates over frames in [start_frame, end_frame); the first frame's differences
     (across the cut) are left out."""
     cols = stats.columns()
-    inside = (cols["frame"] >= start_frame) & (cols["frame"] < end_frame)
-    if not inside.any():
+    inside = stats.span(start_frame, end_frame)
+    if inside.stop <= inside.start:
         return None
-    after_first = inside & (cols["frame"] > start_frame)
+    after_first = stats.span(start_frame + 1, end_frame)
 
-    def agg(name: str, mask: np.ndarray, fn=np.mean) -> float | None:
-        values = cols[name][mask]
+    def agg(name: str, part: slice, fn=np.mean) -> float | None:
+        values = cols[name][part]
         values = values[~np.isnan(values)]
         return round(float(fn(values)), 6) if len(values) else None
 

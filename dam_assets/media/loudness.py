@@ -41,20 +41,25 @@ class LoudnessMeter:
             yield block
 
     def add(self, samples: np.ndarray) -> None:
-        position = 0
-        while position < len(samples):
-            second, into = divmod(self._seen, self.rate)
-            take = min(self.rate - into, len(samples) - position)
-            chunk = samples[position : position + take].astype(np.float64, copy=False)
+        if not len(samples):
+            return
+        first = self._seen // self.rate
+        # where each second begins inside this block
+        edges = np.arange((first + 1) * self.rate, self._seen + len(samples), self.rate)
+        starts = np.concatenate([[0], edges - self._seen]).astype(np.int64)
+        squares = np.add.reduceat(np.square(samples, dtype=np.float64), starts)
+        peaks = np.maximum.reduceat(np.abs(samples), starts)
+        counts = np.diff(np.append(starts, len(samples)))
+        for offset, (sq, peak, count) in enumerate(zip(squares, peaks, counts, strict=True)):
+            second = first + offset
             if second == len(self._counts):
                 self._squares.append(0.0)
                 self._peaks.append(0.0)
                 self._counts.append(0)
-            self._squares[second] += float(np.dot(chunk, chunk))
-            self._peaks[second] = max(self._peaks[second], float(np.abs(chunk).max()))
-            self._counts[second] += take
-            self._seen += take
-            position += take
+            self._squares[second] += float(sq)
+            self._peaks[second] = max(self._peaks[second], float(peak))
+            self._counts[second] += int(count)
+        self._seen += len(samples)
 
     def seconds(self) -> list[SecondLoudness]:
         out = []

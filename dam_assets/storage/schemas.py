@@ -185,7 +185,7 @@ TIMELINE_FRAMES = TableSpec(
             ("frames", pa.int32()),
             ("brightness", pa.float64()),  # mean luma, 0 .. 1
             ("motion", pa.float64()),  # mean absolute frame difference, 0 .. 1
-            ("dhash", pa.int64()),  # 64-bit dHash of the second's mean picture
+            ("dhash", pa.int64()),  # 64-bit dHash of the second's mean picture (signed)
         ]
     ),
     description="Per second of video: brightness, motion and a perceptual hash (from scenes);"
@@ -205,6 +205,27 @@ TIMELINE_AUDIO = TableSpec(
     ),
     description="Per second of audio: loudness and silence (from transcripts' audio stream);"
     " query the `timeline` view, which adds the picture.",
+)
+
+NEAR_DUPLICATES = TableSpec(
+    "near_duplicates",
+    pa.schema(
+        [
+            ("group_id", pa.string()),  # the group's first checksum: pairs chain into groups
+            ("checksum_a", pa.string()),  # the longer file
+            ("checksum_b", pa.string()),
+            ("kind", pa.string()),  # same | contained (b is a trimmed copy inside a) | overlap
+            ("score", pa.float64()),  # 1 - mean Hamming distance / 32: 1 identical
+            ("offset_s", pa.float64()),  # b's time 0 is at a's offset_s
+            ("overlap_s", pa.float64()),
+            ("agree", pa.float64()),  # share of the overlap's seconds whose hashes agree
+            ("found_at", _ts),
+        ]
+    ),
+    layout="snapshot",
+    compactable=False,
+    description="Near-duplicate video pairs (re-encodes, resizes, remuxes, trimmed copies) from"
+    " per-second dHashes, with the offset of one inside the other; `dam dupes` lists groups.",
 )
 
 TRANSCRIPTS = TableSpec(
@@ -561,6 +582,7 @@ TABLES: dict[str, TableSpec] = {
         SCENE_QUALITY,
         TIMELINE_FRAMES,
         TIMELINE_AUDIO,
+        NEAR_DUPLICATES,
         TRANSCRIPTS,
         TRANSCRIPT_SEGMENTS,
         TRANSCRIPT_WORDS,

@@ -18,10 +18,12 @@ from dagster import (
 )
 
 from ...library.discovery import scan
+from ...library.dupes import HASHED_VIDEOS_SQL
 from ...library.rigs import load_rigs
 from ...storage.paths import safe_text
 from ..common.partitions import FILES_PER_RUN, MEDIA_PARTITIONS_NAME, media_partitions
 from ..common.ranges import range_tags
+from ..media.near_duplicates import near_duplicates_job
 from ..people.jobs import face_clusters_job
 from ..resources import DamStorage, MediaDiscovery
 from ..rigs.jobs import capture_sessions_job
@@ -42,7 +44,13 @@ def batched(items: list[str], size: int) -> list[list[str]]:
 
 
 @sensor(
-    jobs=[index_media_job, capture_sessions_job, face_clusters_job, hash_large_files],
+    jobs=[
+        index_media_job,
+        capture_sessions_job,
+        face_clusters_job,
+        near_duplicates_job,
+        hash_large_files,
+    ],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Watches DAM_WATCH_ROOTS for settled media files; adds one `media` partition per"
@@ -93,6 +101,7 @@ def media_storage_sensor(
     next_cursor = {
         "segments": cursor.get("segments"),
         "face_tracks": cursor.get("face_tracks"),
+        "hashed_videos": cursor.get("hashed_videos"),
         "walk": report.resume,
         "observed": observations,
         "seen": report.seen,
@@ -121,6 +130,7 @@ def media_storage_sensor(
                 for r in (
                     _sessions_request(context, store, next_cursor),
                     _people_request(store, next_cursor),
+                    _dupes_request(store, next_cursor),
                 )
                 if r
             ]
@@ -246,6 +256,18 @@ def _sessions_request(context: SensorEvaluationContext, store, cursor: dict) -> 
         "SELECT count(*) n, coalesce(sum(hash(checksum || coalesce(CAST(capture_start AS"
         " VARCHAR), ''))), 0) h FROM capture_segments",
         capture_sessions_job.name,
+    )
+
+
+def _dupes_request(store, cursor: dict) -> RunRequest | None:
+    """Once index runs have settled, look for near-duplicates again if the set of hashed
+    videos changed since the last request."""
+    return _when_changed(
+        store,
+        cursor,
+        "hashed_videos",
+        HASHED_VIDEOS_SQL,
+        near_duplicates_job.name,
     )
 
 
