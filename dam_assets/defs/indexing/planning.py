@@ -47,11 +47,12 @@ class PlannedRun:
 
 
 def materialized(
-    instance: DagsterInstance, store: Store, keys: Sequence[str]
+    instance: DagsterInstance, store: Store, keys: Sequence[str], budget_s: float | None = None
 ) -> dict[str, set[str]]:
     """Per asset, which of `keys` Dagster shows materialized (status.partition_states: the
     same answer as its partition status cache, without reading the whole cache per asset)."""
-    return {name: s.materialized for name, s in partition_states(instance, store, keys).items()}
+    states = partition_states(instance, store, keys, budget_s)
+    return {name: s.materialized for name, s in states.items()}
 
 
 def errors_by_stage(store: Store, keys: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -76,10 +77,11 @@ def lacking(
     unavailable: Iterable[str] = (),
     outdated: dict[str, set[str]] | None = None,
     attempted: set[tuple[str, str]] = frozenset(),
+    budget_s: float | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """Per key, the assets to run for it now (in job order); keys with nothing to do are
     left out. `attempted` (asset, key) pairs are not tried again (one `dam ingest`)."""
-    done = materialized(instance, store, keys)
+    done = materialized(instance, store, keys, budget_s)
     errors = errors_by_stage(store, keys)
     off = set(unavailable)
     outdated = outdated or {}

@@ -71,6 +71,7 @@ def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
         retry_access=True,
         unavailable=unavailable(store),
         outdated=outdated,
+        budget_s=max(0.0, deadline - time.monotonic()),
     )
     day = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%d")
     requests = []

@@ -115,15 +115,23 @@ def read_versions(
     ):
         versions.forget(name)
         cursor = None
-    started = time.monotonic()
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    first = True
     while True:
+        # out of budget: only look whether there is more (a page is read when some is left)
+        spent = deadline is not None and (
+            budget_s <= 0 or (not first and time.monotonic() >= deadline)
+        )
+        first = False
         found = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=assets_def.key, after_storage_id=cursor),
-            limit=page,
+            limit=1 if spent else page,
             ascending=True,
         )
         if not found.records:
             return True
+        if spent:
+            return False
         rows = []
         for record in found.records:
             tags = record.asset_materialization.tags if record.asset_materialization else None
@@ -133,8 +141,6 @@ def read_versions(
         versions.record(name, [r for r in rows if r[0] is not None], cursor)
         if not found.has_more:
             return True
-        if budget_s is not None and time.monotonic() - started > budget_s:
-            return False
 
 
 def outdated_partitions(
@@ -175,7 +181,10 @@ FAILED = [DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
 def partition_states(
-    instance: DagsterInstance, store: Store, keys: Sequence[str] | None = None
+    instance: DagsterInstance,
+    store: Store,
+    keys: Sequence[str] | None = None,
+    budget_s: float | None = None,
 ) -> dict[str, States]:
     """Per media asset, what Dagster shows for `keys` (default: every partition): materialized
     (its latest attempt materialized it), failed (planned in a run that failed or was canceled
@@ -184,10 +193,17 @@ def partition_states(
     Dagster's own answer (`get_status_by_partition`) deserializes the asset's whole partition
     status cache on every call, whatever the keys asked: about 2 s an asset at 100,000
     partitions. This reads the materializations written since the last call (read_versions)
-    and the runs that did not succeed, which are few, and gives the same answer."""
+    and the runs that did not succeed, which are few, and gives the same answer. When that
+    read cannot finish within `budget_s` (a first read of a large instance: minutes), it asks
+    Dagster's own query instead, and the next call goes on reading."""
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    complete = True
     for assets_def in MEDIA_ASSETS:
-        read_versions(instance, store, assets_def)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        complete = read_versions(instance, store, assets_def, left) and complete
     order = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    if not complete:
+        return dagster_states(instance, order if keys is None else list(keys))
     wanted = set(order if keys is None else keys) & set(order)
     position = {k: i for i, k in enumerate(order)}
     names = [a.key.to_user_string() for a in MEDIA_ASSETS]
@@ -212,6 +228,22 @@ def partition_states(
             continue  # materialized after that attempt began: by it, or by a later run
         states[name].materialized.discard(key)
         (states[name].in_progress if running else states[name].failed).add(key)
+    return states
+
+
+def dagster_states(instance: DagsterInstance, keys: list[str]) -> dict[str, States]:
+    """Dagster's own answer (its partition status cache)."""
+    states = {}
+    for assets_def in MEDIA_ASSETS:
+        status = instance.get_status_by_partition(assets_def.key, keys, media_partitions) or {}
+        state = States()
+        for key, value in status.items():
+            found = {"MATERIALIZED": state.materialized, "FAILED": state.failed}.get(
+                getattr(value, "value", ""), state.in_progress if value is not None else None
+            )
+            if found is not None:
+                found.add(key)
+        states[assets_def.key.to_user_string()] = state
     return states
 
 
