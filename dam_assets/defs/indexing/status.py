@@ -13,6 +13,7 @@ from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsF
 
 from ... import settings
 from ...storage import Store
+from ...storage.sqlite import HostOnly
 from ..common.batch import TRANSIENT
 from ..common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from ..common.ranges import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
@@ -197,11 +198,14 @@ def partition_states(
     read cannot finish within `budget_s` (a first read of a large instance: minutes), it asks
     Dagster's own query instead, and the next call goes on reading."""
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    complete = True
-    for assets_def in MEDIA_ASSETS:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        complete = read_versions(instance, store, assets_def, left) and complete
     order = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    try:
+        complete = True
+        for assets_def in MEDIA_ASSETS:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            complete = read_versions(instance, store, assets_def, left) and complete
+    except HostOnly:  # a worker machine keeps no SQLite files of the host's
+        complete = False
     if not complete:
         return dagster_states(instance, order if keys is None else list(keys))
     wanted = set(order if keys is None else keys) & set(order)
