@@ -305,7 +305,7 @@ def measure(work: Path, source: Path, captured: Path, home: Path, data: Path, ar
     def evaluate():
         return evaluate_nightly(instance, storage)
 
-    log("nightly evaluation with nothing remembered (its 30 s budget)")
+    log("nightly evaluation with nothing remembered (its read budget)")
     ledger = data / "partition_versions.sqlite"
     aside = work / "ledger-aside"
     aside.mkdir()
