@@ -145,6 +145,8 @@ def test_partition_states_are_what_dagster_shows(instance: DagsterInstance, stor
         expected["FAILED"],
         expected["IN_PROGRESS"],
     )
+    counted = partition_states(instance, store, counts_only=True)["probe"]
+    assert (counted.count, counted.failed) == (len(expected["MATERIALIZED"]), expected["FAILED"])
     # asked for some keys only
     some = partition_states(instance, store, [KEYS[0], KEYS[2], KEYS[5]])["probe"]
     assert (some.materialized, some.failed) == ({KEYS[2]}, {KEYS[0]})

@@ -169,6 +169,7 @@ class States:
     materialized: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
     in_progress: set[str] = field(default_factory=set)
+    count: int = 0  # materialized partitions
 
 
 UNFINISHED = [
@@ -186,6 +187,8 @@ def partition_states(
     store: Store,
     keys: Sequence[str] | None = None,
     budget_s: float | None = None,
+    order: Sequence[str] | None = None,
+    counts_only: bool = False,
 ) -> dict[str, States]:
     """Per media asset, what Dagster shows for `keys` (default: every partition): materialized
     (its latest attempt materialized it), failed (planned in a run that failed or was canceled
@@ -196,9 +199,13 @@ def partition_states(
     partitions. This reads the materializations written since the last call (read_versions)
     and the runs that did not succeed, which are few, and gives the same answer. When that
     read cannot finish within `budget_s` (a first read of a large instance: minutes), it asks
-    Dagster's own query instead, and the next call goes on reading."""
+    Dagster's own query instead, and the next call goes on reading. `order`: the partitions,
+    when the caller has them already. `counts_only` (`dam status`): the
+    materialized partitions counted in `count`, not listed."""
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    order = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    if order is None:
+        order = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
+    order = list(order)
     try:
         complete = True
         for assets_def in MEDIA_ASSETS:
@@ -208,11 +215,14 @@ def partition_states(
         complete = False
     if not complete:
         return dagster_states(instance, order if keys is None else list(keys))
-    wanted = set(order if keys is None else keys) & set(order)
+    wanted = set(order) if keys is None else set(keys).intersection(order)
     position = {k: i for i, k in enumerate(order)}
     names = [a.key.to_user_string() for a in MEDIA_ASSETS]
-    made = {n: store.partition_versions.materialized_at(n) for n in names}
-    states = {n: States(materialized={k for k in made[n] if k in wanted}) for n in names}
+    versions = store.partition_versions
+    if counts_only:
+        states = {n: States(count=versions.count(n)) for n in names}
+    else:
+        states = {n: States(materialized=versions.partitions(n) & wanted) for n in names}
     attempts: dict[tuple[str, str], tuple[float, bool]] = {}  # latest unsuccessful attempt
     records = instance.get_run_records(RunsFilter(statuses=FAILED + UNFINISHED))
     plans: dict[str | None, set[str]] = {}
@@ -227,11 +237,18 @@ def partition_states(
                 seen = attempts.get((name, key))
                 if seen is None or seen[0] < started:
                     attempts[(name, key)] = (started, run.status in UNFINISHED)
+    made = {n: versions.materialized_at(n, [k for a, k in attempts if a == n]) for n in names}
     for (name, key), (started, running) in attempts.items():
         if made[name].get(key, float("-inf")) > started:
             continue  # materialized after that attempt began: by it, or by a later run
-        states[name].materialized.discard(key)
-        (states[name].in_progress if running else states[name].failed).add(key)
+        state = states[name]
+        if counts_only and key in made[name]:
+            state.count -= 1
+        state.materialized.discard(key)
+        (state.in_progress if running else state.failed).add(key)
+    for state in states.values():
+        if not counts_only:
+            state.count = len(state.materialized)
     return states
 
 
@@ -247,6 +264,7 @@ def dagster_states(instance: DagsterInstance, keys: list[str]) -> dict[str, Stat
             )
             if found is not None:
                 found.add(key)
+        state.count = len(state.materialized)
         states[assets_def.key.to_user_string()] = state
     return states
 
