@@ -112,5 +112,11 @@ class PartitionVersions(SqliteFile):
 
     def other_than(self, asset: str, current: str | None, keys: Sequence[str]) -> list[str]:
         """Of `keys`, those whose latest materialization read had another code version."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT partition FROM partition_versions WHERE asset = ?"
+                " AND code_version IS NOT ?",
+                [asset, current],
+            ).fetchall()
         wanted = set(keys)
-        return [p for p, v in self.versions(asset).items() if p in wanted and v != current]
+        return [r[0] for r in rows if r[0] in wanted]

@@ -59,7 +59,7 @@ def errors_by_stage(store: Store, keys: Sequence[str]) -> dict[str, dict[str, st
     """stage -> checksum -> error type of the files' recorded per-file errors."""
     rows = store.sql(
         "SELECT stage, checksum, error_type FROM ingest_errors WHERE stage <> 'discovery'"
-        " AND checksum IS NOT NULL AND list_contains($1, checksum)",
+        " AND checksum IS NOT NULL AND checksum IN (SELECT unnest($1))",  # a hash join
         [list(keys) or [""]],
     ).to_pylist()
     out: dict[str, dict[str, str]] = {}

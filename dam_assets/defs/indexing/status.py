@@ -64,7 +64,7 @@ def gone_for_good(
     cutoff = datetime.now(UTC) - timedelta(days=days)
     gone = store.sql(
         "SELECT checksum, max(coalesce(missing_since, last_seen)) AS since FROM media_files"
-        " WHERE list_contains($1, checksum) GROUP BY checksum"
+        " WHERE checksum IN (SELECT unnest($1)) GROUP BY checksum"  # list_contains: N x M
         " HAVING bool_and(missing) AND max(coalesce(missing_since, last_seen)) < $2",
         [list(checksums), cutoff],
     ).to_pylist()
