@@ -57,6 +57,7 @@ bench: install  ## benchmarks, as ratios against baselines measured in the same 
 	$(BIN)/python -m dam_assets_tests.benchmarks.scale
 	$(BIN)/python -m dam_assets_tests.benchmarks.realistic
 	$(BIN)/python -m dam_assets_tests.benchmarks.library_page
+	$(BIN)/python -m dam_assets_tests.benchmarks.scale_materialized --quick
 
 # From DAGSTER_HOME: Dagster resolves dagster.yaml's relative storage folders against it.
 dev: install  ## Dagster UI, sensors and schedules on http://localhost:3000

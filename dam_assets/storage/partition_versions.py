@@ -80,16 +80,43 @@ class PartitionVersions(SqliteFile):
             ).fetchall()
         return dict(rows)
 
-    def materialized_at(self, asset: str) -> dict[str, float]:
-        """partition -> when its latest materialization read was written."""
+    def count(self, asset: str) -> int:
+        with self._connect() as con:
+            return con.execute(
+                "SELECT count(*) FROM partition_versions WHERE asset = ?", [asset]
+            ).fetchone()[0]
+
+    def partitions(self, asset: str) -> set[str]:
+        """The partitions of `asset` with a materialization read."""
         with self._connect() as con:
             rows = con.execute(
-                "SELECT partition, materialized_at FROM partition_versions WHERE asset = ?",
-                [asset],
+                "SELECT partition FROM partition_versions WHERE asset = ?", [asset]
             ).fetchall()
-        return dict(rows)
+        return {r[0] for r in rows}
+
+    def materialized_at(self, asset: str, partitions: Sequence[str]) -> dict[str, float]:
+        """partition -> when its latest materialization read was written, for `partitions`."""
+        found: dict[str, float] = {}
+        with self._connect() as con:
+            for start in range(0, len(partitions), 500):
+                chunk = list(partitions[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    con.execute(
+                        "SELECT partition, materialized_at FROM partition_versions"
+                        f" WHERE asset = ? AND partition IN ({marks})",
+                        [asset, *chunk],
+                    ).fetchall()
+                )
+        return found
 
     def other_than(self, asset: str, current: str | None, keys: Sequence[str]) -> list[str]:
         """Of `keys`, those whose latest materialization read had another code version."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT partition FROM partition_versions WHERE asset = ?"
+                " AND code_version IS NOT ?",
+                [asset, current],
+            ).fetchall()
         wanted = set(keys)
-        return [p for p, v in self.versions(asset).items() if p in wanted and v != current]
+        return [r[0] for r in rows if r[0] in wanted]

@@ -47,11 +47,12 @@ class PlannedRun:
 
 
 def materialized(
-    instance: DagsterInstance, store: Store, keys: Sequence[str]
+    instance: DagsterInstance, store: Store, keys: Sequence[str], budget_s: float | None = None
 ) -> dict[str, set[str]]:
     """Per asset, which of `keys` Dagster shows materialized (status.partition_states: the
     same answer as its partition status cache, without reading the whole cache per asset)."""
-    return {name: s.materialized for name, s in partition_states(instance, store, keys).items()}
+    states = partition_states(instance, store, keys, budget_s)
+    return {name: s.materialized for name, s in states.items()}
 
 
 def in_lake(store: Store, keys: Sequence[str]) -> set[str]:
@@ -70,7 +71,7 @@ def errors_by_stage(store: Store, keys: Sequence[str]) -> dict[str, dict[str, st
     """stage -> checksum -> error type of the files' recorded per-file errors."""
     rows = store.sql(
         "SELECT stage, checksum, error_type FROM ingest_errors WHERE stage <> 'discovery'"
-        " AND checksum IS NOT NULL AND list_contains($1, checksum)",
+        " AND checksum IS NOT NULL AND checksum IN (SELECT unnest($1))",  # a hash join
         [list(keys) or [""]],
     ).to_pylist()
     out: dict[str, dict[str, str]] = {}
@@ -88,10 +89,11 @@ def lacking(
     unavailable: Iterable[str] = (),
     outdated: dict[str, set[str]] | None = None,
     attempted: set[tuple[str, str]] = frozenset(),
+    budget_s: float | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """Per key, the assets to run for it now (in job order); keys with nothing to do are
     left out. `attempted` (asset, key) pairs are not tried again (one `dam ingest`)."""
-    done = materialized(instance, store, keys)
+    done = materialized(instance, store, keys, budget_s)
     # Dagster remembers materializations the data folder may no longer hold (`make
     # clean-data`, a new DAM_DATA_DIR, a restored backup): a file without its probe row is
     # indexed again, whatever the instance says.

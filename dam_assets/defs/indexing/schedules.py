@@ -23,7 +23,7 @@ from .status import gone_for_good, outdated_partitions
 
 # Seconds an evaluation may spend reading materializations it has not seen (the daemon gives a
 # tick 60 s); only a first read of a large instance needs more, and goes on the next time.
-VERSIONS_BUDGET_S = 30.0
+VERSIONS_BUDGET_S = 15.0
 
 
 @schedule(
@@ -71,6 +71,7 @@ def nightly(context: ScheduleEvaluationContext, storage: DamStorage):
         retry_access=True,
         unavailable=unavailable(store),
         outdated=outdated,
+        budget_s=max(0.0, deadline - time.monotonic()),
     )
     day = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m-%d")
     requests = []

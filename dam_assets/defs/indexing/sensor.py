@@ -149,6 +149,11 @@ def media_storage_sensor(
 FOLLOW_UP_EVERY_S = 300.0
 
 
+# Seconds a tick may spend reading materializations not seen yet (status.partition_states);
+# only a first read of a large instance needs more: it goes on at the next look.
+READ_BUDGET_S = 10.0
+
+
 def _lacking_requests(
     context: SensorEvaluationContext, store, next_cursor: dict, cursor: dict
 ) -> list[RunRequest]:
@@ -170,7 +175,12 @@ def _lacking_requests(
     next_cursor["lacking_at"] = time.time()
     keys = list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
     plan = lacking(
-        context.instance, keys, store, retry_access=False, unavailable=unavailable(store)
+        context.instance,
+        keys,
+        store,
+        retry_access=False,
+        unavailable=unavailable(store),
+        budget_s=READ_BUDGET_S,
     )
     hour = int(time.time() // 3600)
     requests = []

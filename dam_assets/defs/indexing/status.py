@@ -13,6 +13,7 @@ from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsF
 
 from ... import settings
 from ...storage import Store
+from ...storage.sqlite import HostOnly
 from ..common.batch import TRANSIENT
 from ..common.partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from ..common.ranges import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
@@ -63,7 +64,7 @@ def gone_for_good(
     cutoff = datetime.now(UTC) - timedelta(days=days)
     gone = store.sql(
         "SELECT checksum, max(coalesce(missing_since, last_seen)) AS since FROM media_files"
-        " WHERE list_contains($1, checksum) GROUP BY checksum"
+        " WHERE checksum IN (SELECT unnest($1)) GROUP BY checksum"  # list_contains: N x M
         " HAVING bool_and(missing) AND max(coalesce(missing_since, last_seen)) < $2",
         [list(checksums), cutoff],
     ).to_pylist()
@@ -115,15 +116,23 @@ def read_versions(
     ):
         versions.forget(name)
         cursor = None
-    started = time.monotonic()
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    first = True
     while True:
+        # out of budget: only look whether there is more (a page is read when some is left)
+        spent = deadline is not None and (
+            budget_s <= 0 or (not first and time.monotonic() >= deadline)
+        )
+        first = False
         found = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=assets_def.key, after_storage_id=cursor),
-            limit=page,
+            limit=1 if spent else page,
             ascending=True,
         )
         if not found.records:
             return True
+        if spent:
+            return False
         rows = []
         for record in found.records:
             tags = record.asset_materialization.tags if record.asset_materialization else None
@@ -133,8 +142,6 @@ def read_versions(
         versions.record(name, [r for r in rows if r[0] is not None], cursor)
         if not found.has_more:
             return True
-        if budget_s is not None and time.monotonic() - started > budget_s:
-            return False
 
 
 def outdated_partitions(
@@ -162,6 +169,7 @@ class States:
     materialized: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
     in_progress: set[str] = field(default_factory=set)
+    count: int = 0  # materialized partitions
 
 
 UNFINISHED = [
@@ -175,7 +183,12 @@ FAILED = [DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
 def partition_states(
-    instance: DagsterInstance, store: Store, keys: Sequence[str] | None = None
+    instance: DagsterInstance,
+    store: Store,
+    keys: Sequence[str] | None = None,
+    budget_s: float | None = None,
+    order: Sequence[str] | None = None,
+    counts_only: bool = False,
 ) -> dict[str, States]:
     """Per media asset, what Dagster shows for `keys` (default: every partition): materialized
     (its latest attempt materialized it), failed (planned in a run that failed or was canceled
@@ -184,15 +197,32 @@ def partition_states(
     Dagster's own answer (`get_status_by_partition`) deserializes the asset's whole partition
     status cache on every call, whatever the keys asked: about 2 s an asset at 100,000
     partitions. This reads the materializations written since the last call (read_versions)
-    and the runs that did not succeed, which are few, and gives the same answer."""
-    for assets_def in MEDIA_ASSETS:
-        read_versions(instance, store, assets_def)
-    order = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
-    wanted = set(order if keys is None else keys) & set(order)
+    and the runs that did not succeed, which are few, and gives the same answer. When that
+    read cannot finish within `budget_s` (a first read of a large instance: minutes), it asks
+    Dagster's own query instead, and the next call goes on reading. `order`: the partitions,
+    when the caller has them already. `counts_only` (`dam status`): the
+    materialized partitions counted in `count`, not listed."""
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    if order is None:
+        order = instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME)
+    order = list(order)
+    try:
+        complete = True
+        for assets_def in MEDIA_ASSETS:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            complete = read_versions(instance, store, assets_def, left) and complete
+    except HostOnly:  # a worker machine keeps no SQLite files of the host's
+        complete = False
+    if not complete:
+        return dagster_states(instance, order if keys is None else list(keys))
+    wanted = set(order) if keys is None else set(keys).intersection(order)
     position = {k: i for i, k in enumerate(order)}
     names = [a.key.to_user_string() for a in MEDIA_ASSETS]
-    made = {n: store.partition_versions.materialized_at(n) for n in names}
-    states = {n: States(materialized={k for k in made[n] if k in wanted}) for n in names}
+    versions = store.partition_versions
+    if counts_only:
+        states = {n: States(count=versions.count(n)) for n in names}
+    else:
+        states = {n: States(materialized=versions.partitions(n) & wanted) for n in names}
     attempts: dict[tuple[str, str], tuple[float, bool]] = {}  # latest unsuccessful attempt
     records = instance.get_run_records(RunsFilter(statuses=FAILED + UNFINISHED))
     plans: dict[str | None, set[str]] = {}
@@ -207,11 +237,35 @@ def partition_states(
                 seen = attempts.get((name, key))
                 if seen is None or seen[0] < started:
                     attempts[(name, key)] = (started, run.status in UNFINISHED)
+    made = {n: versions.materialized_at(n, [k for a, k in attempts if a == n]) for n in names}
     for (name, key), (started, running) in attempts.items():
         if made[name].get(key, float("-inf")) > started:
             continue  # materialized after that attempt began: by it, or by a later run
-        states[name].materialized.discard(key)
-        (states[name].in_progress if running else states[name].failed).add(key)
+        state = states[name]
+        if counts_only and key in made[name]:
+            state.count -= 1
+        state.materialized.discard(key)
+        (state.in_progress if running else state.failed).add(key)
+    for state in states.values():
+        if not counts_only:
+            state.count = len(state.materialized)
+    return states
+
+
+def dagster_states(instance: DagsterInstance, keys: list[str]) -> dict[str, States]:
+    """Dagster's own answer (its partition status cache)."""
+    states = {}
+    for assets_def in MEDIA_ASSETS:
+        status = instance.get_status_by_partition(assets_def.key, keys, media_partitions) or {}
+        state = States()
+        for key, value in status.items():
+            found = {"MATERIALIZED": state.materialized, "FAILED": state.failed}.get(
+                getattr(value, "value", ""), state.in_progress if value is not None else None
+            )
+            if found is not None:
+                found.add(key)
+        state.count = len(state.materialized)
+        states[assets_def.key.to_user_string()] = state
     return states
 
 
@@ -252,14 +306,20 @@ def downstream_media_assets(assets_def) -> list:
     return [a for a in MEDIA_ASSETS if a.key in chosen]
 
 
-def partition_counts(instance: DagsterInstance, store: Store, others: Sequence = ()) -> list[dict]:
+def partition_counts(
+    instance: DagsterInstance,
+    store: Store,
+    others: Sequence = (),
+    budget_s: float | None = None,
+) -> list[dict]:
     """Per media asset (from partition_states), then per asset of `others` (Dagster's own
     status query: assets off the index path, such as proxies): partitions materialized,
     missing, failed and in progress, as `dam status` and the library page show them."""
     keys = list(instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
+    states = partition_states(instance, store, budget_s=budget_s, order=keys, counts_only=True)
     counted = {
-        name: (len(state.materialized), len(state.failed), len(state.in_progress))
-        for name, state in partition_states(instance, store).items()
+        name: (state.count, len(state.failed), len(state.in_progress))
+        for name, state in states.items()
     }
     for assets_def in others:
         statuses = (
