@@ -95,6 +95,13 @@ def test_words_find_the_spoken_line_and_the_player_seeks_to_it(page, served):
     )
     cues = page.evaluate("document.getElementById('player').textTracks[0].cues.length")
     assert cues >= 1
+    # the timeline strip: a column per second of the file; a click on one seeks there
+    seconds = page.locator("svg.timeline .second")
+    duration = page.evaluate("document.getElementById('player').duration")
+    assert abs(seconds.count() - duration) <= 1.5
+    assert page.locator("svg.timeline .loud").count() >= 1  # the spoken part is loud
+    seconds.nth(2).dispatch_event("click")
+    page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 2) < 0.3")
     page.evaluate("document.getElementById('player').pause()")
     shot(page, "clip", full=True)
 

@@ -137,6 +137,29 @@ def thumb_url(checksum: str, path: str | None) -> str | None:
     return f"/thumbs/{checksum}/" + "/".join(rest) if rest else None
 
 
+LOUD_FLOOR_DBFS = -60.0  # the loudness lane's zero: quieter seconds draw as no bar
+
+
+def strip(rows: list[dict]) -> list[dict]:
+    """The clip page's timeline strip, one column per second: brightness as a grey level,
+    motion and loudness as bar heights in 0 .. 1 (None where the file has no such track)."""
+    out = []
+    for r in rows:
+        loud = r["rms_dbfs"]
+        out.append(
+            {
+                "second": r["second"],
+                "grey": None if r["brightness"] is None else round(255 * r["brightness"]),
+                "motion": None if r["motion"] is None else min(1.0, r["motion"] * 10),
+                "loud": None
+                if loud is None
+                else max(0.0, min(1.0, (loud - LOUD_FLOOR_DBFS) / -LOUD_FLOOR_DBFS)),
+                "silent": r["silent"],
+            }
+        )
+    return out
+
+
 class Library:
     """The page's view of one data folder; one per server process (the CLIP model stays
     loaded between searches)."""
@@ -331,6 +354,11 @@ class Library:
             " WHERE s.checksum = ?",
             [checksum],
         )
+        timeline = self.sql(
+            "SELECT second, brightness, motion, rms_dbfs, silent FROM timeline"
+            " WHERE checksum = ? ORDER BY second",
+            [checksum],
+        )
         video = next((s for s in streams if s["stream_type"] == "video"), None)
         reason = proxy_reason(probe, video) if probe else None
         proxy = proxy_path(self.store.data_dir / "proxies", checksum)
@@ -351,6 +379,7 @@ class Library:
             "transcript": transcript,
             "segments": segments,
             "scenes": scenes,
+            "timeline": strip(timeline),
             "people": people,
             "capture": capture,
             "proxy": {
