@@ -7,7 +7,12 @@ range (the nightly `check_library` job, or from the UI), a check looks at the wh
 so also catches damage done outside a run. A failing check names the partitions (checksums).
 """
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetRecordsFilter,
+)
 
 from .partitions import MEDIA_PARTITIONS_NAME, media_partitions
 from .ranges import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
@@ -56,6 +61,26 @@ def where_in(scope: list[str] | None, alias: str = "") -> tuple[str, list]:
     return f"list_contains($1, {alias}checksum)", [scope or [""]]
 
 
+FEW = 500  # partitions asked about by their own materializations, not the status cache
+
+
 def materialized_keys(context: AssetCheckExecutionContext, key, keys: list[str]) -> list[str]:
-    status = context.instance.get_status_by_partition(key, keys, media_partitions) or {}
-    return [k for k in keys if getattr(status.get(k), "value", None) == "MATERIALIZED"]
+    """Which of `keys` the asset has materialized. A run's few partitions are looked up by
+    their materializations (Dagster's status query reads the asset's whole partition cache,
+    seconds at 100,000 partitions, whatever it is asked); the whole library through it."""
+    if len(keys) > FEW:
+        status = context.instance.get_status_by_partition(key, keys, media_partitions) or {}
+        return [k for k in keys if getattr(status.get(k), "value", None) == "MATERIALIZED"]
+    seen: set[str] = set()
+    cursor = None
+    while keys:
+        page = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=list(keys)),
+            limit=1000,
+            cursor=cursor,
+        )
+        seen.update(r.partition_key for r in page.records if r.partition_key)
+        if not page.has_more or seen >= set(keys):
+            break
+        cursor = page.cursor
+    return [k for k in keys if k in seen]
