@@ -136,7 +136,7 @@ class Store:
         )
 
     def record_skip(self, stage: str, model: str, message: str) -> None:
-        """`stage` did nothing: its model is not installed (see assets/results.py)."""
+        """`stage` did nothing: its model is not installed (see defs/common/results.py)."""
         row = {"stage": stage, "model": model, "message": message, "since": datetime.now(UTC)}
         previous = self.lake.read_units("asset_skips", [stage]).to_pylist()
         if previous and previous[0]["model"] == model:

@@ -8,11 +8,11 @@ and nothing in search needs it. Its own job (`make_proxies`) runs it, the
 
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 
 from ...media.proxy import make_proxy, proxy_path, proxy_reason
 from ..common.batch import probe_rows, run_per_partition
-from ..common.partitions import FILES_PER_RUN, media_partitions
+from ..common.partitions import per_file_asset
 from ..common.results import not_upstream, per_file_results
 from ..resources import DamStorage
 from .probe import probe
@@ -29,14 +29,11 @@ def main_video_streams(store, keys: list[str]) -> dict[str, dict]:
     return first
 
 
-@asset(
-    partitions_def=media_partitions,
-    backfill_policy=BackfillPolicy.multi_run(FILES_PER_RUN),
+@per_file_asset(
     deps=[probe],
     group_name="media",
     kinds={"pyav", "x264"},
     code_version="proxies-1",
-    output_required=False,  # per-file results: see results.py
     pool="proxies",
     description="A 640 px H.264/AAC MP4 for each video a browser cannot play as it is (ProRes,"
     " DNxHD, HEVC, MXF, 10-bit or 4:2:2 H.264), for the library page (`dam serve`). Files under"
