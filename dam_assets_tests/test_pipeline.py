@@ -48,8 +48,12 @@ def test_sensor_adds_partitions_and_batches_runs(instance, data_dir, watched, li
     probed = DamStorage(data_dir=str(data_dir)).store().sql("SELECT count(*) n FROM probe")
     assert probed.column("n")[0].as_py() == 6
 
+    # the indexed videos' per-second hashes changed: one near-duplicates run, then nothing
     again, _ = _tick(instance, data_dir, watched, cursor=result.cursor)
-    assert isinstance(again, SkipReason) and "0 new" in again.skip_message
+    assert isinstance(again, SensorResult) and not again.dynamic_partitions_requests
+    assert [r.job_name for r in again.run_requests] == ["find_near_duplicates"]
+    quiet, _ = _tick(instance, data_dir, watched, cursor=again.cursor)
+    assert isinstance(quiet, SkipReason) and "0 new" in quiet.skip_message
 
 
 def _range(request, ordered):
