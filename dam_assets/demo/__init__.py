@@ -113,6 +113,7 @@ def run() -> int:
     dam(["faces", "list"])
     print(
         f"\nThe catalog is {data / 'catalog.duckdb'} (open it read-only from a notebook)."
-        "\nRun `make dev` and open http://localhost:3000 to see the assets, runs and sensor."
+        "\nRun `make dev` and open http://localhost:3000 to see the assets, runs and sensor;"
+        " `.venv/bin/dam serve` and http://127.0.0.1:8765 for the library page."
     )
     return 0
