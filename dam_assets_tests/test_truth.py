@@ -97,6 +97,9 @@ def test_missing_models_are_not_yet_and_reruns_do_only_what_is_missing(tmp_path,
 
     again = _dam("ingest", str(media), env=offline)
     assert again.returncode == 0 and "in 0 run(s)" in again.stdout, again.stdout
+    told = _dam("status", env=offline).stdout  # `dam status` says why they are missing too
+    assert "clip_embeddings: 2 missing, waiting for a model: CLIP weights" in told, told
+    assert "faces: 2 missing, waiting for a model" in told and "non-commercial" in told
 
     installed = _env(
         tmp_path,
@@ -109,6 +112,7 @@ def test_missing_models_are_not_yet_and_reruns_do_only_what_is_missing(tmp_path,
     assert "in 1 run(s)" in filled.stdout
     status = json.loads(_dam("status", "--json", env=installed).stdout)
     assert all(a["materialized"] == 2 for a in status["assets"]), status
+    assert status["waiting_for_model"] == {}, status
     with DagsterInstance.from_config(installed["DAGSTER_HOME"]) as instance:
         runs = instance.get_runs()
     selections = [sorted(k.to_user_string() for k in r.asset_selection or []) for r in runs]

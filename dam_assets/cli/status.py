@@ -53,11 +53,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         " (SELECT count(*) FROM face_tracks) AS tracks,"
         " (SELECT count(*) FROM face_clusters) AS tracks_placed"
     ).to_pylist()[0]
+    # an asset whose model is not installed shows as missing: say why, as `dam ingest` does
+    waiting = {stage: row["message"] for stage, row in store.skips().items()}
     if args.json:
-        out = {"assets": rows, "files": files, "discovery_errors": discovery, "people": people}
+        out = {
+            "assets": rows,
+            "files": files,
+            "discovery_errors": discovery,
+            "people": people,
+            "waiting_for_model": waiting,
+        }
         print(json.dumps(out))
         return EXIT_OK
     print_table(pa.Table.from_pylist(rows))
+    missing = {r["asset"]: r["missing"] for r in rows}
+    for stage, message in waiting.items():
+        print(f"{stage}: {missing.get(stage, 0)} missing, waiting for a model: {message}")
     print(
         f"people: {people['people']} ({people['named']} named); {people['tracks_placed']} of"
         f" {people['tracks']} face tracks placed (`dam faces list`)."
