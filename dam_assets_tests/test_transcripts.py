@@ -22,6 +22,7 @@ from dam_assets.library.discovery import scan
 from dam_assets.library.search import search_transcripts
 from dam_assets.media.audio_stream import BLOCK_S
 from dam_assets.media.transcribe import (
+    CAPTION_MAX_S,
     SAMPLE_RATE,
     WhisperSettings,
     load_audio,
@@ -78,6 +79,27 @@ def test_transcribes_synthesized_speech(whisper, speech_clip):
     assert result.words and all(w["start_s"] <= w["end_s"] for w in result.words)
     assert 0.0 <= result.segments[0]["start_s"] < result.segments[-1]["end_s"] <= result.duration_s
     assert result.realtime_factor > 1
+
+
+def test_batched_and_sequential_decoding_hear_the_same_words(whisper, talk):
+    """Batched decoding (the default) gives one faster-whisper segment per speech chunk of up
+    to 30 s; its captions are cut at sentences and pauses, so cues stay short, in order, and
+    cover the words. One window after another (batch_size 1) hears the same words."""
+    batched = transcribe_file(whisper, talk, WhisperSettings())
+    sequential = transcribe_file(whisper, talk, WhisperSettings(batch_size=1))
+    assert batched.status == sequential.status == "ok"
+    assert WhisperSettings().fingerprint() == WhisperSettings(batch_size=1).fingerprint()
+    lengths = [s["end_s"] - s["start_s"] for s in batched.segments]
+    assert len(batched.segments) >= 5 and max(lengths) <= CAPTION_MAX_S + 0.01, lengths
+    for a, b in itertools.pairwise(batched.segments):
+        assert b["start_s"] >= a["end_s"] - 0.05 and b["segment_index"] > a["segment_index"]
+    by_segment = {s["segment_index"]: s for s in batched.segments}
+    for w in batched.words:  # every word lies inside the cue it belongs to
+        cue = by_segment[w["segment_index"]]
+        assert cue["start_s"] - 0.01 <= w["start_s"] <= w["end_s"] <= cue["end_s"] + 0.01
+    said = [_normal(w["word"]) for w in sequential.words]
+    heard = [_normal(w["word"]) for w in batched.words]
+    assert difflib.SequenceMatcher(None, said, heard).ratio() > 0.85
 
 
 def test_silence_is_an_empty_transcript_not_an_error(whisper):

@@ -69,6 +69,10 @@ class WhisperConfig(ConfigurableResource):
     cpu_threads: int = Field(default=_WHISPER.cpu_threads, description="0: all cores")
     beam_size: int = _WHISPER.beam_size
     vad_filter: bool = Field(default=_WHISPER.vad_filter, description="skip non-speech first")
+    batch_size: int = Field(
+        default=_WHISPER.batch_size,
+        description="speech chunks decoded together (needs vad_filter); 1: one after another",
+    )
     language: str | None = Field(
         default=_WHISPER.language, description="None: detect (multilingual models)"
     )
