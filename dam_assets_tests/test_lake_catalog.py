@@ -110,3 +110,15 @@ def test_no_temporary_files_left_behind(store):
     store.refresh_catalog(force=True)
     leftovers = [p for p in store.data_dir.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_a_view_over_tables_is_made_after_one_of_them_was_queried(store, monkeypatch):
+    """A process's views are made as queries first need them. `timeline` joins two tables;
+    when one of them already had its view (an earlier query), making `timeline` must still
+    hand its binding both tables' files."""
+    from dam_assets.storage import catalog
+
+    monkeypatch.setattr(catalog, "_databases", {})  # as a fresh process starts
+    monkeypatch.setattr(catalog, "_views", set())
+    assert store.sql("SELECT count(*) n FROM timeline_frames").column("n")[0].as_py() == 0
+    assert store.sql("SELECT count(*) n FROM timeline").column("n")[0].as_py() == 0

@@ -247,11 +247,16 @@ def session(lake: Lake, query: str) -> duckdb.DuckDBPyConnection:
         if missing or views:
             maker = _databases[pid].cursor()
             try:
+                handed = set()
                 for spec in missing:
                     _hand_over(maker, lake, spec)
+                    handed.add(spec.name)
                     maker.execute(view_sql(lake, spec, listing=_listing_name(spec)))
                     _views.add((pid, spec.name))
-                for view in views:  # after the views of the tables under it
+                for view in views:  # after the views of the tables under it, ...
+                    for name in set(view.tables) - handed:  # ... which binding reads
+                        _hand_over(maker, lake, TABLES[name])
+                        handed.add(name)
                     maker.execute(f"CREATE OR REPLACE VIEW {view.name} AS {view.sql}")
                     _views.add((pid, view.name))
             finally:
