@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +15,7 @@ from dam_assets.cli.runs import index_partitions
 from dam_assets.definitions import defs
 from dam_assets.defs.common.partitions import MEDIA_PARTITIONS_NAME
 from dam_assets.defs.common.ranges import RANGE_END_TAG, RANGE_START_TAG, contiguous_batches
+from dam_assets.defs.indexing.sensor import FOLLOW_UP_EVERY_S
 from dam_assets.defs.resources import DamStorage
 from dam_assets.library.discovery import scan
 
@@ -52,8 +54,17 @@ def test_sensor_adds_partitions_and_batches_runs(instance, data_dir, watched, li
     again, _ = _tick(instance, data_dir, watched, cursor=result.cursor)
     assert isinstance(again, SensorResult) and not again.dynamic_partitions_requests
     assert [r.job_name for r in again.run_requests] == ["find_near_duplicates"]
-    quiet, _ = _tick(instance, data_dir, watched, cursor=again.cursor)
+    quiet, quiet_tick = _tick(instance, data_dir, watched, cursor=again.cursor)
     assert isinstance(quiet, SkipReason) and "0 new" in quiet.skip_message
+
+    # the lake's tables are looked at again only when a run finished, or five minutes on
+    store = DamStorage(data_dir=str(data_dir)).store()
+    store.lake.clear_unit("timeline_frames", add.partition_keys[0])  # a change no run made
+    still, _ = _tick(instance, data_dir, watched, cursor=quiet_tick.cursor)
+    assert isinstance(still, SkipReason)
+    later = {**json.loads(quiet_tick.cursor), "signatures_at": time.time() - FOLLOW_UP_EVERY_S - 1}
+    due, _ = _tick(instance, data_dir, watched, cursor=json.dumps(later))
+    assert [r.job_name for r in due.run_requests] == ["find_near_duplicates"]
 
 
 def _range(request, ordered):

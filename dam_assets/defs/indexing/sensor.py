@@ -122,10 +122,9 @@ def media_storage_sensor(
     hashing = _hash_requests(report.deferred)
     if not new:
         lacking_runs = [] if outstanding else _lacking_requests(context, store, next_cursor, cursor)
-        follow_up = (
-            hashing
-            + lacking_runs
-            + [
+        regroup = []
+        if _due(context, cursor, next_cursor, "signatures_at"):
+            regroup = [
                 r
                 for r in (
                     _sessions_request(context, store, next_cursor),
@@ -134,7 +133,7 @@ def media_storage_sensor(
                 )
                 if r
             ]
-        )
+        follow_up = hashing + lacking_runs + regroup
         if follow_up:
             return SensorResult(run_requests=follow_up, cursor=json.dumps(next_cursor))
         context.update_cursor(json.dumps(next_cursor))
@@ -154,6 +153,32 @@ FOLLOW_UP_EVERY_S = 300.0
 READ_BUDGET_S = 10.0
 
 
+def _due(
+    context: SensorEvaluationContext,
+    cursor: dict,
+    next_cursor: dict,
+    key: str,
+    job_name: str | None = None,
+) -> bool:
+    """Whether to look again at what only runs change (what files lack, the tables behind the
+    regroup runs): a run (of `job_name`, or any) finished since the last look under `key`, or
+    `FOLLOW_UP_EVERY_S` passed. A quiet tick then costs no scan of the lake (the per-second
+    table alone is millions of rows at 80,000 clips)."""
+    last = float(cursor.get(key) or 0.0)
+    next_cursor[key] = last
+    finished = context.instance.get_runs_count(
+        RunsFilter(
+            job_name=job_name,
+            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
+            updated_after=datetime.fromtimestamp(last, UTC),
+        )
+    )
+    if not finished and time.time() - last < FOLLOW_UP_EVERY_S:
+        return False
+    next_cursor[key] = time.time()
+    return True
+
+
 def _lacking_requests(
     context: SensorEvaluationContext, store, next_cursor: dict, cursor: dict
 ) -> list[RunRequest]:
@@ -161,18 +186,8 @@ def _lacking_requests(
     that failed for some files of a batch, or an asset whose model was installed since
     (planning.py). Looked at when index runs finished since the last look, else every five
     minutes. Files whose content failed, or that could not be read, are the nightly run's."""
-    last = float(cursor.get("lacking_at") or 0.0)
-    next_cursor["lacking_at"] = last
-    finished = context.instance.get_runs_count(
-        RunsFilter(
-            job_name=index_media_job.name,
-            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
-            updated_after=datetime.fromtimestamp(last, UTC),
-        )
-    )
-    if not finished and time.time() - last < FOLLOW_UP_EVERY_S:
+    if not _due(context, cursor, next_cursor, "lacking_at", index_media_job.name):
         return []
-    next_cursor["lacking_at"] = time.time()
     keys = list(context.instance.get_dynamic_partitions(MEDIA_PARTITIONS_NAME))
     plan = lacking(
         context.instance,
