@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 
 from dam_assets.demo import samples as mf
+from dam_assets.media import frames
 from dam_assets.media.frames import keyframes_at
 
 
@@ -34,3 +36,31 @@ def test_a_keyframe_of_long_gop_footage_reads_only_that_keyframe(tmp_path):
 
     times = [f.time for f in keyframes_at(path, [0.1, 1.0, 2.1, 2.2, 4.0, 5.9])]
     assert times == [0.0, 2.0, 4.0]  # each keyframe once, in order
+
+
+def test_sampling_long_gop_footage_skips_only_frames_nobody_asked_for(tmp_path, monkeypatch):
+    """Two requests a second of H.264 with B-frames: the non-reference frames between the
+    requested moments are not decoded, and every picture is the one a full decode puts on
+    screen at that moment, pixel for pixel."""
+    rng = np.random.default_rng(2)
+    noise = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(150)]
+    path = mf.make_video(tmp_path / "b_frames.mp4", frames=noise, gop=50, bframes=3, audio=False)
+    decoded = []
+    real = frames._needed_frames
+
+    def counting(*args):
+        for frame in real(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(frames, "_needed_frames", counting)
+    times = [0.5 * i + 0.01 for i in range(12)]
+    picked = list(frames.frames_along(path, times, max_side=None))
+    with av.open(str(path)) as container:
+        shown = {f.time: f.to_ndarray(format="rgb24") for f in container.decode(video=0)}
+    assert len(picked) == len(times)
+    for t, picture in zip(times, picked, strict=True):
+        at = max(s for s in shown if s <= t + 1e-6)  # the frame on screen at t
+        assert abs(picture.time - at) < 1e-6
+        assert np.array_equal(np.asarray(picture.image), shown[at])
+    assert len(picked) <= len(decoded) < 0.75 * len(shown), (len(decoded), len(shown))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,9 @@ def frames_along(
     """The frame on screen at each requested time, in time order, each picture once. Seeks
     when the next request is further away than the keyframe interval (as measured while
     decoding; `seek_gap_s` until two keyframes were seen) and decodes forward otherwise: long-GOP
-    H.264 at 2 requests a second is one decode pass, intra-only ProRes or MJPEG decodes about
-    one frame per request. Only the chosen frames are converted to RGB."""
+    H.264 at 2 requests a second is one pass over its reference frames (`_needed_frames`),
+    intra-only ProRes or MJPEG decodes about one frame per request. Only the chosen frames are
+    converted to RGB."""
     targets = sorted(set(max(0.0, t) for t in times))
     if not targets:
         return
@@ -89,7 +91,7 @@ def frames_along(
                 except av.error.FFmpegError as exc:
                     _raise_if_access(exc)
                     return
-                decoder, prev, position = container.decode(stream), None, None
+                decoder, prev, position = _needed_frames(container, stream, targets), None, None
                 last_key = None  # keyframe spacing is measured within one decoding run
             try:
                 frame = next(decoder, None)
@@ -114,6 +116,24 @@ def frames_along(
             while i < len(targets) and targets[i] < position:
                 i += 1
             prev = frame
+
+
+def _needed_frames(container, stream, targets: list[float]) -> Iterator[av.VideoFrame]:
+    """Decoded frames from the current position, leaving out the non-reference frames (most
+    B-frames of long-GOP footage: half of the decode work or more) that no request needs: a
+    packet is decoded in full when a requested time falls within its display interval, so
+    every frame on screen at a requested time is still there. Packets without a duration are
+    always decoded."""
+    offset, base = _start_offset(stream), stream.time_base
+    context = stream.codec_context
+    for packet in container.demux(stream):
+        needed = True
+        if packet.pts is not None and packet.duration:
+            begin = float(packet.pts * base) - offset
+            k = bisect.bisect_left(targets, begin - 1e-6)
+            needed = k < len(targets) and targets[k] < begin + float(packet.duration * base)
+        context.skip_frame = "DEFAULT" if needed or not packet.size else "NONREF"
+        yield from stream.decode(packet)
 
 
 def keyframes_at(
@@ -194,33 +214,3 @@ def decode_all(path: str | Path) -> int:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         return sum(1 for _ in container.decode(stream))
-
-
-def frames_at(
-    path: str | Path, times: Iterable[float], max_side: int | None = 640
-) -> dict[float, Frame]:
-    """The frame on screen at each requested time (the last one starting at or before it):
-    seek to the keyframe before it and decode forward, at most one GOP per request."""
-    found: dict[float, Frame] = {}
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "SLICE"
-        start = stream.start_time or 0
-        offset = _start_offset(stream)
-        for t in sorted(set(times)):
-            target = int(max(0.0, t) / stream.time_base) + start
-            try:
-                container.seek(target, stream=stream, backward=True)
-                chosen = None
-                for frame in container.decode(stream):
-                    if frame.pts is None:
-                        continue
-                    if frame.pts > target and chosen is not None:
-                        break  # the previous frame is the one on screen at t
-                    chosen = frame
-            except av.error.FFmpegError as exc:
-                _raise_if_access(exc)
-                continue
-            if chosen is not None:
-                found[t] = Frame(float(chosen.time or 0.0) - offset, _scaled(chosen, max_side))
-    return found
