@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import scenedetect
 from scenedetect import AdaptiveDetector, ContentDetector, HashDetector
@@ -77,6 +78,40 @@ def test_keyframes_are_inside_their_scene(cut_clip, tmp_path):
         assert Path(scene.keyframe_path).is_file()
         assert scene.start_s <= scene.keyframe_time_s < scene.end_s
         assert scene.keyframe_time_s == pytest.approx(scene.best_frame / 25.0)
+
+
+def test_keyframes_come_from_the_detection_pass_as_a_decode_gives_them(
+    cut_clip, tmp_path, monkeypatch
+):
+    """Each scene's chosen picture is kept while scenes are detected: writing the keyframes
+    decodes nothing, and each picture is, pixel for pixel and in time, the frame a decode at
+    that moment gives."""
+    from dam_assets.media import scenes as scenes_module
+    from dam_assets.media.frames import frames_along
+
+    detection = detect_scenes(cut_clip)
+    assert sorted(detection.pictures) == sorted(s.best_frame for s in detection.scenes)
+    for scene in detection.scenes:
+        kept = detection.pictures[scene.best_frame]
+        [decoded] = frames_along(cut_clip, [(scene.best_frame + 0.5) / 25], max_side=640)
+        assert kept.time == decoded.time and kept.image.size == decoded.image.size
+        assert np.array_equal(np.asarray(kept.image), np.asarray(decoded.image))
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("the keyframes were decoded again")
+
+    monkeypatch.setattr(scenes_module, "frames_along", no_decode)
+    write_keyframes(cut_clip, detection, tmp_path)
+    assert all(Path(s.keyframe_path).is_file() for s in detection.scenes)
+
+
+def test_a_scene_without_a_kept_picture_is_decoded(cut_clip, tmp_path):
+    detection = detect_scenes(cut_clip)
+    first = detection.scenes[0]
+    del detection.pictures[first.best_frame]  # as when a late cut split its scene
+    write_keyframes(cut_clip, detection, tmp_path)
+    assert first.keyframe_time_s == pytest.approx(first.best_frame / 25.0)
+    assert all(Path(s.keyframe_path).is_file() for s in detection.scenes)
 
 
 def test_scenes_asset_rows_and_idempotency(
