@@ -1,6 +1,6 @@
-"""Near-duplicate video: a half-size re-encode and a trimmed copy group with their original
-(the trim with its offset), another clip does not; through real runs of scenes and the global
-asset, and `dam dupes --json`."""
+"""Near-duplicate video: a half-size re-encode, a trimmed copy and a cropped copy group with
+their original (the trim with its offset, the crop as `cropped`), another clip does not;
+through real runs of scenes and the global asset, and `dam dupes --json`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def family(tmp_path_factory):
         "original": original,
         "half": mf.make_derivative(original, folder / "half.mp4", scale=0.5),
         "trim": mf.make_derivative(original, folder / "trim.mp4", start_s=3.4, end_s=13.0),
+        "crop": mf.make_derivative(original, folder / "crop.mp4", crop=0.1),
         "other": mf.make_quality_video(
             folder / "other.mp4", looks=LOOKS, shot_seconds=3.0, size=(256, 192), seed=70
         ),
@@ -79,11 +80,19 @@ def test_near_duplicates_from_a_real_run(
 
     pairs = store.sql("SELECT * FROM near_duplicates").to_pylist()
     by_pair = {frozenset((p["checksum_a"], p["checksum_b"])): p for p in pairs}
-    assert set(by_pair) == {
-        frozenset((ck["original"], ck["half"])),
-        frozenset((ck["original"], ck["trim"])),
-        frozenset((ck["half"], ck["trim"])),
-    }
+    whole = {frozenset((ck[a], ck[b])) for a, b in [("original", "half"), ("original", "trim")]}
+    whole.add(frozenset((ck["half"], ck["trim"])))
+    cropped = {frozenset((ck[n], ck["crop"])) for n in ("original", "half")}
+    # the trim and the crop are each changed twice over from one another; the group joins
+    # them through the original either way
+    maybe = {frozenset((ck["trim"], ck["crop"]))}
+    assert whole | cropped <= set(by_pair) <= whole | cropped | maybe
+    for pair in cropped | (maybe & set(by_pair)):  # the wider picture first
+        p = by_pair[pair]
+        assert p["kind"] == "cropped" and p["checksum_b"] == ck["crop"]
+    crop = by_pair[frozenset((ck["original"], ck["crop"]))]
+    assert (crop["checksum_a"], crop["checksum_b"]) == (ck["original"], ck["crop"])
+    assert abs(crop["offset_s"]) < 0.3 and crop["score"] > 0.8
     half = by_pair[frozenset((ck["original"], ck["half"]))]
     assert half["kind"] == "same" and abs(half["offset_s"]) < 0.3 and half["score"] > 0.8
     trim = by_pair[frozenset((ck["original"], ck["trim"]))]
@@ -96,9 +105,10 @@ def test_near_duplicates_from_a_real_run(
     assert len({p["group_id"] for p in pairs}) == 1
 
     listed = {f["checksum"]: f["path"] for f in group["files"]}
-    assert listed == {ck[n]: str(root / family[n].name) for n in ("original", "half", "trim")}
+    named = ("original", "half", "trim", "crop")
+    assert listed == {ck[n]: str(root / family[n].name) for n in named}
     assert main(["dupes"]) == 0  # up to date now: no second run
-    assert "group 1: 3 files" in capsys.readouterr().out
+    assert "group 1: 4 files" in capsys.readouterr().out
     assert len([r for r in instance.get_runs() if r.job_name == "find_near_duplicates"]) == 1
 
     # the sensor asks for a new grouping once the set of hashed videos changed, and only then

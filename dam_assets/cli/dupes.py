@@ -40,6 +40,9 @@ def cmd_dupes(args: argparse.Namespace) -> int:
             how = ""
             if f.get("kind") == "contained":
                 how = f"  (trimmed copy, starts at {f['offset_s']:.1f} s, score {f['score']:.2f})"
+            elif f.get("kind") == "cropped":
+                at = f", starts at {f['offset_s']:.1f} s" if abs(f["offset_s"]) >= 0.5 else ""
+                how = f"  (cropped copy{at}, score {f['score']:.2f})"
             elif f.get("kind"):
                 how = f"  ({f['kind']}, score {f['score']:.2f})"
             print(f"  {safe_text(f['path'] or f['checksum'])}{how}")

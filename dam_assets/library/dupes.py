@@ -24,21 +24,28 @@ def hashed_videos(store: Store) -> str:
 
 
 def signatures(store: Store) -> list[Signature]:
-    """One per video with hashed seconds, from the scenes pass's per-second hashes."""
+    """One per video with hashed seconds, from the scenes pass's per-second hashes (videos
+    hashed before the middle hashes existed have none: they are not matched as crops until
+    their scenes are made again)."""
     table = store.sql(
-        "SELECT checksum, second, coalesce(dhash, 0) AS dhash, dhash IS NOT NULL AS known"
+        "SELECT checksum, second, coalesce(dhash, 0) AS dhash, dhash IS NOT NULL AS known,"
+        " coalesce(dhash_centre, 0) AS centre, dhash_centre IS NOT NULL AS centre_known"
         " FROM timeline_frames ORDER BY checksum, second"
     )
     if not table.num_rows:
         return []
-    checksums = table.column("checksum").to_numpy(zero_copy_only=False)
-    seconds = table.column("second").to_numpy()
-    hashes = table.column("dhash").to_numpy()
-    known = table.column("known").to_numpy(zero_copy_only=False)
+    col = {n: table.column(n).to_numpy(zero_copy_only=False) for n in table.column_names}
+    checksums = col["checksum"]
     starts = np.flatnonzero(np.r_[True, checksums[1:] != checksums[:-1]])
     ends = np.r_[starts[1:], len(checksums)]
     return [
-        Signature.from_arrays(str(checksums[a]), seconds[a:b], hashes[a:b], known[a:b])
+        Signature.from_arrays(
+            str(checksums[a]),
+            col["second"][a:b],
+            col["dhash"][a:b],
+            col["known"][a:b],
+            (col["centre"][a:b], col["centre_known"][a:b]),
+        )
         for a, b in zip(starts, ends, strict=True)
     ]
 

@@ -4,7 +4,8 @@ timeline, scene quality and perceptual hashes cost no decode pass of their own.
 `FrameStats` is a passive PySceneDetect detector: SceneManager hands it every frame, already
 downscaled to about 256 px wide, and it never reports a cut. Each frame is made grey once;
 from it come brightness, exposure shares, sharpness and noise, and from a 64 px copy the
-motion (mean absolute difference) and a dHash per second; the global shift between frames
+motion (mean absolute difference) and a dHash per second, of the whole picture and of its
+middle (`CENTRE_CROP` off each side: what a cropped copy shows); the global shift between frames
 comes from the grey picture's row and column means. `per_second()` and `scene_quality()`
 aggregate the arrays afterwards.
 
@@ -31,6 +32,7 @@ UNDER_MAX = 0.10  # at most 10% of pixels crushed to black ...
 OVER_MAX = 0.05  # ... and 5% blown to white (highlights do not come back)
 SHAKE_MAX = 0.01  # frame-to-frame jitter of the global shift, in frame widths
 SMALL_WIDTH = 64  # motion, global shift and hashes work on this copy
+CENTRE_CROP = 0.1  # the middle hash leaves this share off each side (matches 8-12 % crops)
 QUALITY_EVERY = 4  # exposure, sharpness and noise on every 4th frame: a scene has plenty
 # Immerkær's noise operator: a difference of two Laplacians, blind to smooth gradients.
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -91,10 +93,11 @@ class FrameStats(SceneDetector):
         self.sharpness, self.noise = array("f"), array("f")
         self.shift_x, self.shift_y = array("f"), array("f")
         self._hash_second = -1
-        self._hash_sum: np.ndarray | None = None
+        self._hash_sum: np.ndarray | None = None  # the whole picture, then its middle
         self._hash_count = 0
-        self._means: dict[int, np.ndarray] = {}  # second -> its mean 9×8 picture
+        self._means: dict[int, np.ndarray] = {}  # second -> its mean 2×8×9 pictures
         self.hashes: dict[int, int] = {}  # second -> dHash (see post_process)
+        self.centre_hashes: dict[int, int] = {}  # second -> dHash of the picture's middle
         self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._columns: dict[str, np.ndarray] | None = None
 
@@ -132,9 +135,13 @@ class FrameStats(SceneDetector):
         second = int(timecode.frame_num / float(timecode.frame_rate))
         if second != self._hash_second:
             self._flush_hash()
-            self._hash_second, self._hash_sum = second, np.zeros((8, 9), np.float32)
+            self._hash_second, self._hash_sum = second, np.zeros((2, 8, 9), np.float32)
             self._hash_count = 0
-        self._hash_sum += cv2.resize(small, (9, 8), interpolation=cv2.INTER_AREA)
+        h, w = small.shape
+        dy, dx = round(h * CENTRE_CROP), round(w * CENTRE_CROP)
+        self._hash_sum[0] += cv2.resize(small, (9, 8), interpolation=cv2.INTER_AREA)
+        middle = small[dy : h - dy, dx : w - dx]
+        self._hash_sum[1] += cv2.resize(middle, (9, 8), interpolation=cv2.INTER_AREA)
         self._hash_count += 1
 
     def _flush_hash(self) -> None:
@@ -149,7 +156,9 @@ class FrameStats(SceneDetector):
         for second, mean in self._means.items():
             before = self._means.get(second - 1, mean)
             after = self._means.get(second + 1, mean)
-            self.hashes[second] = dhash_bits(0.5 * mean + 0.25 * (before + after))
+            blended = 0.5 * mean + 0.25 * (before + after)
+            self.hashes[second] = dhash_bits(blended[0])
+            self.centre_hashes[second] = dhash_bits(blended[1])
         return []
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -178,6 +187,7 @@ class SecondStats:
     brightness: float  # mean luma, 0 black .. 1 white
     motion: float | None  # mean absolute difference to the previous frame, 0 .. 1
     dhash: int | None  # dHash of the second's mean picture, ¼ of each neighbour's blended in
+    dhash_centre: int | None = None  # the same of the picture's middle (CENTRE_CROP)
 
 
 def per_second(stats: FrameStats, fps: float) -> list[SecondStats]:
@@ -196,6 +206,7 @@ def per_second(stats: FrameStats, fps: float) -> list[SecondStats]:
                 round(float(cols["brightness"][inside].mean()), 5),
                 round(float(motion.mean()), 5) if len(motion) else None,
                 stats.hashes.get(int(second)),
+                stats.centre_hashes.get(int(second)),
             )
         )
     return out

@@ -6,6 +6,10 @@ the second's mean picture, from the frames scene detection decodes). Comparing o
 video (as Immich does) matches different clips of the same place; here two files match only
 when many seconds agree in order, at one time offset.
 
+A cropped copy (a reframe, a stabiliser's crop) shows the middle of the original's picture:
+its whole-picture hashes are compared with the original's middle hashes (frame_stats'
+`CENTRE_CROP`, 10 % off each side: crops of about 8-12 % a side agree), kind `cropped`.
+
 Candidates come from locality-sensitive hashing: each of `TABLES` tables keys a hash by
 `KEY_BITS` fixed random bit positions, so hashes a few bits apart share a key in some table
 and unrelated ones rarely do. Each shared key votes for (file a, file b, lag); the best lag of
@@ -16,7 +20,7 @@ grows with the number of seconds, not with the square of the number of files.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,18 +40,35 @@ class Signature:
     checksum: str
     hashes: np.ndarray  # uint64 per second, from second 0
     valid: np.ndarray  # bool per second: a picture with detail was hashed
+    centre: Signature | None = None  # the same of the picture's middle, where hashed
 
     @classmethod
-    def from_seconds(cls, checksum: str, seconds: Sequence[int], hashes: Sequence) -> Signature:
+    def from_seconds(
+        cls,
+        checksum: str,
+        seconds: Sequence[int],
+        hashes: Sequence,
+        centre: Sequence | None = None,
+    ) -> Signature:
         """From (second, signed 64-bit dHash or None) pairs, as table timeline_frames holds."""
-        known = np.array([h is not None for h in hashes], bool)
-        signed = np.array([h if h is not None else 0 for h in hashes], np.int64)
-        return cls.from_arrays(checksum, np.asarray(seconds, np.int64), signed, known)
+
+        def arrays(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
+            known = np.array([h is not None for h in values], bool)
+            return np.array([h if h is not None else 0 for h in values], np.int64), known
+
+        middle = arrays(centre) if centre is not None else None
+        return cls.from_arrays(checksum, np.asarray(seconds, np.int64), *arrays(hashes), middle)
 
     @classmethod
     def from_arrays(
-        cls, checksum: str, seconds: np.ndarray, signed: np.ndarray, known: np.ndarray
+        cls,
+        checksum: str,
+        seconds: np.ndarray,
+        signed: np.ndarray,
+        known: np.ndarray,
+        centre: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Signature:
+        """`centre`: (signed, known) of the middle hashes, on the same seconds."""
         seconds, known = np.asarray(seconds, np.int64), np.asarray(known, bool)
         length = int(seconds.max()) + 1 if len(seconds) else 0
         values = np.zeros(length, np.uint64)
@@ -56,14 +77,18 @@ class Signature:
         valid[seconds[known]] = True
         bits = np.bitwise_count(values)
         valid &= (bits > 4) & (bits < 60)  # flat pictures hash to (nearly) all 0s or 1s
-        return cls(checksum, values, valid)
+        middle = None
+        if centre is not None and np.asarray(centre[1], bool).any():
+            middle = cls.from_arrays(checksum, seconds, *centre)
+        return cls(checksum, values, valid, middle)
 
 
 @dataclass(frozen=True)
 class Match:
     checksum_a: str  # the longer file (or, as long, the first by checksum)
     checksum_b: str
-    kind: str  # same | contained (b is a trimmed copy inside a) | overlap
+    kind: str  # same | contained (b is a trimmed copy inside a) | overlap | cropped (b shows
+    # the middle of a's picture)
     score: float  # 1 - mean Hamming distance / 32 over the overlap: 1 identical, ~0 unrelated
     offset_s: float  # b's time 0 is at a's offset_s
     overlap_s: float
@@ -153,14 +178,16 @@ def _neighbour(cells: np.ndarray, counts: np.ndarray, wanted: np.ndarray, span: 
     return np.where((cells[at] == wanted) & (cells[at] // span == cells // span), counts[at], 0)
 
 
-def find_near_duplicates(signatures: Sequence[Signature]) -> list[Match]:
-    """Every pair of files whose pictures agree second by second at one offset."""
-    signatures = [s for s in signatures if s.valid.sum() >= MIN_OVERLAP_S]
-    if len(signatures) < 2:
-        return []
-    shift = max(len(s.hashes) for s in signatures)  # lags lie within ±(longest - 1)
-    span = 2 * shift + 1
-    cells, counts = np.unique(_votes(signatures, span, shift), return_counts=True)
+def _lags(views: Sequence[Signature], wanted=None) -> list[tuple[int, int, int]]:
+    """(view a, view b, lag) of each pair of views with enough votes at its best lag, a < b;
+    `wanted(a, b)` (arrays of view indices) keeps only the pairs it is true for."""
+    shift = max(len(s.hashes) for s in views)  # lags lie within ±(longest - 1)
+    span, count = 2 * shift + 1, len(views)
+    cells, counts = np.unique(_votes(views, span, shift), return_counts=True)
+    if wanted is not None:
+        pair = cells // span
+        keep = wanted(pair // count, pair % count)
+        cells, counts = cells[keep], counts[keep]
     # a trim at a fraction of a second splits its votes between two neighbouring lags
     near = _neighbour(cells, counts, cells - 1, span) + _neighbour(cells, counts, cells + 1, span)
     counts = counts + near
@@ -170,16 +197,49 @@ def find_near_duplicates(signatures: Sequence[Signature]) -> list[Match]:
     order = np.lexsort((-counts, pair))  # per pair, its most voted lag first
     pair, lag_of, counts = pair[order], lag_of[order], counts[order]
     head = np.r_[True, pair[1:] != pair[:-1]] & (counts >= MIN_VOTES)
-    matches = []
-    for p, best in zip(pair[head], lag_of[head], strict=True):
-        a, b = signatures[int(p) // len(signatures)], signatures[int(p) % len(signatures)]
+    return [
+        (int(p) // count, int(p) % count, int(lag))
+        for p, lag in zip(pair[head], lag_of[head], strict=True)
+    ]
+
+
+def find_near_duplicates(signatures: Sequence[Signature]) -> list[Match]:
+    """Every pair of files whose pictures agree second by second at one offset, and every
+    cropped copy (its whole picture agreeing with another file's middle)."""
+    signatures = [s for s in signatures if s.valid.sum() >= MIN_OVERLAP_S]
+    if len(signatures) < 2:
+        return []
+    matches: dict[frozenset[str], Match] = {}
+    for i, j, best in _lags(signatures):
+        a, b = signatures[i], signatures[j]
         flip = len(b.hashes) > len(a.hashes) or (
             len(b.hashes) == len(a.hashes) and b.checksum < a.checksum
         )
-        found = _match(b, a, -int(best)) if flip else _match(a, b, int(best))
+        found = _match(b, a, -best) if flip else _match(a, b, best)
         if found is not None:
-            matches.append(found)
-    return sorted(matches, key=lambda m: (m.checksum_a, m.checksum_b))
+            matches[frozenset((a.checksum, b.checksum))] = found
+    owners = [
+        i
+        for i, s in enumerate(signatures)
+        if s.centre is not None and s.centre.valid.sum() >= MIN_OVERLAP_S
+    ]
+    if owners:
+        views = [*signatures, *(signatures[i].centre for i in owners)]
+        owner = np.array([*range(len(signatures)), *owners], np.int64)
+        whole = len(signatures)
+
+        def crossed(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # a whole, b a middle
+            return (a < whole) & (b >= whole) & (owner[a] != owner[b])
+
+        for i, j, lag in _lags(views, crossed):
+            copy, original = views[i], views[j]  # lag: second in the copy - in the original
+            if frozenset((copy.checksum, original.checksum)) in matches:
+                continue  # the whole pictures agree already
+            found = _match(original, copy, -lag)
+            if found is not None:
+                found = replace(found, kind="cropped")
+                matches[frozenset((copy.checksum, original.checksum))] = found
+    return sorted(matches.values(), key=lambda m: (m.checksum_a, m.checksum_b))
 
 
 def groups(matches: Sequence[Match]) -> list[list[str]]:

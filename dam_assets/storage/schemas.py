@@ -186,6 +186,7 @@ TIMELINE_FRAMES = TableSpec(
             ("brightness", pa.float64()),  # mean luma, 0 .. 1
             ("motion", pa.float64()),  # mean absolute frame difference, 0 .. 1
             ("dhash", pa.int64()),  # 64-bit dHash of the second's mean picture (signed)
+            ("dhash_centre", pa.int64()),  # the same of its middle (10 % off each side)
         ]
     ),
     description="Per second of video: brightness, motion and a perceptual hash (from scenes);"
@@ -214,7 +215,9 @@ NEAR_DUPLICATES = TableSpec(
             ("group_id", pa.string()),  # the group's first checksum: pairs chain into groups
             ("checksum_a", pa.string()),  # the longer file
             ("checksum_b", pa.string()),
-            ("kind", pa.string()),  # same | contained (b is a trimmed copy inside a) | overlap
+            # same | contained (b is a trimmed copy inside a) | overlap | cropped (b shows the
+            # middle of a's picture)
+            ("kind", pa.string()),
             ("score", pa.float64()),  # 1 - mean Hamming distance / 32: 1 identical
             ("offset_s", pa.float64()),  # b's time 0 is at a's offset_s
             ("overlap_s", pa.float64()),
