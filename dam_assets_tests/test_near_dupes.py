@@ -52,6 +52,33 @@ def test_trimmed_random_signature_is_found_with_its_offset():
     assert groups([match]) == [["a", "b"]]
 
 
+def test_a_cropped_trimmed_copy_is_found_by_the_middle_of_the_original():
+    """A copy whose whole picture is the middle of another file's: found as `cropped`, with the
+    original first and the copy's start in it; a file is never its own crop."""
+    rng = np.random.default_rng(6)
+
+    def random(n: int) -> np.ndarray:
+        return rng.integers(0, 2**62, n).astype(np.uint64)
+
+    whole, middle = random(40), random(40)
+    noise = np.uint64(1) << rng.integers(0, 64, 20).astype(np.uint64)
+    sigs = [
+        Signature("a", whole, np.ones(40, bool), Signature("a", middle, np.ones(40, bool))),
+        Signature(
+            "b",
+            middle[10:30] ^ noise,
+            np.ones(20, bool),
+            Signature("b", random(20), np.ones(20, bool)),
+        ),
+        Signature(
+            "c", random(30), np.ones(30, bool), Signature("c", random(30), np.ones(30, bool))
+        ),
+    ]
+    [match] = find_near_duplicates(sigs)
+    assert (match.checksum_a, match.checksum_b, match.kind) == ("a", "b", "cropped")
+    assert match.offset_s == pytest.approx(10, abs=0.5) and match.overlap_s == 20
+
+
 def test_near_duplicates_from_a_real_run(
     instance, store, data_dir, tmp_path, family, capsys, monkeypatch
 ):

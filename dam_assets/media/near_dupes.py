@@ -26,6 +26,7 @@ import numpy as np
 
 TABLES = 12
 KEY_BITS = 22
+CROP_KEY_BITS = 26  # copies against middles (see _cross_votes)
 MAX_BUCKET = 48  # a key this many seconds share is a common picture (black, a slate): no vote
 MIN_VOTES = 2
 MAX_DISTANCE = 12  # bits: a second "agrees" at or below this (unrelated pictures: about 32)
@@ -95,10 +96,17 @@ class Match:
     agree: float  # share of the overlap's seconds within MAX_DISTANCE
 
 
-def _positions() -> list[np.ndarray]:
-    """Each table's KEY_BITS bit positions, the same on every run."""
+def _positions(bits: int = KEY_BITS) -> list[np.ndarray]:
+    """Each table's `bits` bit positions, the same on every run."""
     rng = np.random.default_rng(_SEED)
-    return [rng.choice(64, KEY_BITS, replace=False).astype(np.uint64) for _ in range(TABLES)]
+    return [rng.choice(64, bits, replace=False).astype(np.uint64) for _ in range(TABLES)]
+
+
+def _entries(signatures: Sequence[Signature]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(file, second, hash) of every valid second."""
+    files = np.concatenate([np.full(s.valid.sum(), i, np.int64) for i, s in enumerate(signatures)])
+    seconds = np.concatenate([np.flatnonzero(s.valid) for s in signatures]).astype(np.int64)
+    return files, seconds, np.concatenate([s.hashes[s.valid] for s in signatures])
 
 
 def _key(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -111,9 +119,7 @@ def _key(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def _votes(signatures: Sequence[Signature], span: int, shift: int) -> np.ndarray:
     """One cell per shared key: (file a · files + file b) · span + lag + shift, a < b, with
     lag = second in a - second in b (8 bytes a vote; one table's keys at a time)."""
-    files = np.concatenate([np.full(s.valid.sum(), i, np.int64) for i, s in enumerate(signatures)])
-    seconds = np.concatenate([np.flatnonzero(s.valid) for s in signatures]).astype(np.int64)
-    hashes = np.concatenate([s.hashes[s.valid] for s in signatures])
+    files, seconds, hashes = _entries(signatures)
     out = []
     count = len(signatures)
     for positions in _positions():
@@ -135,6 +141,32 @@ def _votes(signatures: Sequence[Signature], span: int, shift: int) -> np.ndarray
             swap = fa > fb
             pair = np.where(swap, fb * count + fa, fa * count + fb)
             out.append(pair * span + np.where(swap, sb - sa, sa - sb) + shift)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _cross_votes(
+    copies: Sequence[Signature], originals: Sequence[Signature], span: int, shift: int
+) -> np.ndarray:
+    """One cell per key a copy's second shares with an original's: (copy · originals +
+    original) · span + lag + shift, lag = second in the copy - second in the original. Keys
+    of `CROP_KEY_BITS`: a crop's whole picture is close to the original's middle (3 bits on
+    average), and longer keys keep chance collisions between the two sets few."""
+    c_files, c_seconds, c_hashes = _entries(copies)
+    o_files, o_seconds, o_hashes = _entries(originals)
+    out = []
+    for positions in _positions(CROP_KEY_BITS):
+        o_keys = _key(o_hashes, positions)
+        order = np.argsort(o_keys)
+        o_keys, t_files, t_seconds = o_keys[order], o_files[order], o_seconds[order]
+        c_keys = _key(c_hashes, positions)
+        lo, hi = np.searchsorted(o_keys, c_keys), np.searchsorted(o_keys, c_keys, "right")
+        size = hi - lo
+        voting = np.flatnonzero((size > 0) & (size <= MAX_BUCKET))
+        repeat = size[voting]
+        which = np.repeat(voting, repeat)
+        at = np.repeat(lo[voting] - np.cumsum(repeat) + repeat, repeat) + np.arange(repeat.sum())
+        pair = c_files[which] * len(originals) + t_files[at]
+        out.append(pair * span + (c_seconds[which] - t_seconds[at]) + shift)
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -178,16 +210,10 @@ def _neighbour(cells: np.ndarray, counts: np.ndarray, wanted: np.ndarray, span: 
     return np.where((cells[at] == wanted) & (cells[at] // span == cells // span), counts[at], 0)
 
 
-def _lags(views: Sequence[Signature], wanted=None) -> list[tuple[int, int, int]]:
-    """(view a, view b, lag) of each pair of views with enough votes at its best lag, a < b;
-    `wanted(a, b)` (arrays of view indices) keeps only the pairs it is true for."""
-    shift = max(len(s.hashes) for s in views)  # lags lie within ±(longest - 1)
-    span, count = 2 * shift + 1, len(views)
-    cells, counts = np.unique(_votes(views, span, shift), return_counts=True)
-    if wanted is not None:
-        pair = cells // span
-        keep = wanted(pair // count, pair % count)
-        cells, counts = cells[keep], counts[keep]
+def _lags(votes: np.ndarray, span: int, shift: int, count: int) -> list[tuple[int, int, int]]:
+    """(a, b, lag) of each pair with enough votes at its best lag, from cells
+    (a · count + b) · span + lag + shift."""
+    cells, counts = np.unique(votes, return_counts=True)
     # a trim at a fraction of a second splits its votes between two neighbouring lags
     near = _neighbour(cells, counts, cells - 1, span) + _neighbour(cells, counts, cells + 1, span)
     counts = counts + near
@@ -210,7 +236,10 @@ def find_near_duplicates(signatures: Sequence[Signature]) -> list[Match]:
     if len(signatures) < 2:
         return []
     matches: dict[frozenset[str], Match] = {}
-    for i, j, best in _lags(signatures):
+    shift = max(len(s.hashes) for s in signatures)  # lags lie within ±(longest - 1)
+    span = 2 * shift + 1
+    votes = _votes(signatures, span, shift)
+    for i, j, best in _lags(votes, span, shift, len(signatures)):
         a, b = signatures[i], signatures[j]
         flip = len(b.hashes) > len(a.hashes) or (
             len(b.hashes) == len(a.hashes) and b.checksum < a.checksum
@@ -224,15 +253,12 @@ def find_near_duplicates(signatures: Sequence[Signature]) -> list[Match]:
         if s.centre is not None and s.centre.valid.sum() >= MIN_OVERLAP_S
     ]
     if owners:
-        views = [*signatures, *(signatures[i].centre for i in owners)]
-        owner = np.array([*range(len(signatures)), *owners], np.int64)
-        whole = len(signatures)
-
-        def crossed(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # a whole, b a middle
-            return (a < whole) & (b >= whole) & (owner[a] != owner[b])
-
-        for i, j, lag in _lags(views, crossed):
-            copy, original = views[i], views[j]  # lag: second in the copy - in the original
+        middles = [signatures[i].centre for i in owners]
+        votes = _cross_votes(signatures, middles, span, shift)
+        for i, j, lag in _lags(votes, span, shift, len(middles)):
+            copy, original = signatures[i], middles[j]  # lag: second in copy - in original
+            if copy.checksum == original.checksum:
+                continue  # a file's own middle
             if frozenset((copy.checksum, original.checksum)) in matches:
                 continue  # the whole pictures agree already
             found = _match(original, copy, -lag)
