@@ -110,9 +110,18 @@ def _entries(signatures: Sequence[Signature]) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _key(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Bit j of the key is bit positions[j] of the hash: looked up a byte at a time (eight
+    gathers instead of one pass per bit)."""
+    values = np.arange(256, dtype=np.int64)
     key = np.zeros(len(hashes), np.int64)
-    for j, pos in enumerate(positions):
-        key |= ((hashes >> pos) & np.uint64(1)).astype(np.int64) << j
+    octets = np.ascontiguousarray(hashes, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    for byte in range(8):
+        table = np.zeros(256, np.int64)
+        for j, pos in enumerate(int(p) for p in positions):
+            if pos // 8 == byte:
+                table |= ((values >> (pos % 8)) & 1) << j
+        if table.any():
+            key |= table[octets[:, byte]]
     return key
 
 
@@ -159,14 +168,16 @@ def _cross_votes(
         order = np.argsort(o_keys)
         o_keys, t_files, t_seconds = o_keys[order], o_files[order], o_seconds[order]
         c_keys = _key(c_hashes, positions)
+        mine = np.argsort(c_keys)  # sorted needles: searchsorted walks memory in order
+        c_keys, m_files, m_seconds = c_keys[mine], c_files[mine], c_seconds[mine]
         lo, hi = np.searchsorted(o_keys, c_keys), np.searchsorted(o_keys, c_keys, "right")
         size = hi - lo
         voting = np.flatnonzero((size > 0) & (size <= MAX_BUCKET))
         repeat = size[voting]
         which = np.repeat(voting, repeat)
         at = np.repeat(lo[voting] - np.cumsum(repeat) + repeat, repeat) + np.arange(repeat.sum())
-        pair = c_files[which] * len(originals) + t_files[at]
-        out.append(pair * span + (c_seconds[which] - t_seconds[at]) + shift)
+        pair = m_files[which] * len(originals) + t_files[at]
+        out.append(pair * span + (m_seconds[which] - t_seconds[at]) + shift)
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
