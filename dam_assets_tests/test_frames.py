@@ -64,3 +64,23 @@ def test_sampling_long_gop_footage_skips_only_frames_nobody_asked_for(tmp_path, 
         assert abs(picture.time - at) < 1e-6
         assert np.array_equal(np.asarray(picture.image), shown[at])
     assert len(picked) <= len(decoded) < 0.75 * len(shown), (len(decoded), len(shown))
+
+
+def test_keyframes_decoded_before_are_scaled_not_decoded_again(tmp_path, monkeypatch):
+    """The sprite asks for the keyframes the poster candidates decoded already (short clips
+    have few): those are scaled down from the earlier pictures, the others decoded."""
+    rng = np.random.default_rng(3)
+    noise = [rng.integers(0, 255, (240, 320, 3), np.uint8) for _ in range(150)]
+    path = mf.make_video(tmp_path / "gop.mp4", frames=noise, gop=50, bframes=3, audio=False)
+    first = list(keyframes_at(path, [0.1, 2.1], max_side=320))
+    fresh = {f.time: f for f in keyframes_at(path, [0.5, 2.5, 4.5], max_side=64)}
+    scaled = []
+    real = frames._scaled
+    monkeypatch.setattr(frames, "_scaled", lambda *a: scaled.append(1) or real(*a))
+    reused = list(keyframes_at(path, [0.5, 2.5, 4.5], 64, {f.time: f for f in first}))
+    assert [f.time for f in reused] == sorted(fresh) == [0.0, 2.0, 4.0]
+    assert len(scaled) == 1  # only the keyframe at 4 s was decoded
+    for f in reused:
+        assert f.image.size == fresh[f.time].image.size
+        diff = np.abs(np.asarray(f.image, np.int16) - np.asarray(fresh[f.time].image, np.int16))
+        assert diff.mean() < 12  # the same picture, scaled another way

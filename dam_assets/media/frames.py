@@ -47,6 +47,14 @@ def _scaled(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
     return image
 
 
+def _shrunk(image: Image.Image, max_side: int | None) -> Image.Image:
+    if not max_side or max(image.size) <= max_side:
+        return image
+    scale = max_side / max(image.size)
+    w, h = (max(2, round(v * scale / 2) * 2) for v in image.size)
+    return image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 def _picture(frame: av.VideoFrame, offset: float, max_side: int | None) -> Frame:
     image = _scaled(frame, max_side)
     return Frame(
@@ -137,21 +145,29 @@ def _needed_frames(container, stream, targets: list[float]) -> Iterator[av.Video
 
 
 def keyframes_at(
-    path: str | Path, times: Iterable[float], max_side: int | None = 1280
+    path: str | Path,
+    times: Iterable[float],
+    max_side: int | None = 1280,
+    decoded: dict[float, Frame] | None = None,
 ) -> Iterator[Frame]:
     """For each requested time, the keyframe at or before it (decoding nothing else).
-    Neighbouring requests that land on the same keyframe yield it once, decoded once."""
+    Neighbouring requests that land on the same keyframe yield it once, decoded once; a
+    keyframe in `decoded` (by time, from an earlier call at the same or a larger size) is
+    not decoded again but scaled down from there."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
         stream.thread_type = "SLICE"
         seen: set[int] = set()
         offset = _start_offset(stream)
+        at = lambda pts: float(pts * stream.time_base) - offset  # noqa: E731
         for t in sorted(times):
             target = int(max(0.0, t) / stream.time_base) + (stream.start_time or 0)
             try:
                 container.seek(target, stream=stream, backward=True)
-                found = _keyframe_after_seek(container, stream, target, seen)
+                found = _keyframe_after_seek(
+                    container, stream, target, seen, lambda pts: decoded and at(pts) in decoded
+                )
             except (av.error.FFmpegError, StopIteration) as exc:
                 _raise_if_access(exc)
                 continue
@@ -159,12 +175,16 @@ def keyframes_at(
                 continue
             pts, frame = found
             seen.add(pts)
-            yield Frame(float(pts * stream.time_base) - offset, _scaled(frame, max_side))
+            if frame is None:  # decoded before: scaled from that picture
+                earlier = decoded[at(pts)]
+                yield Frame(earlier.time, _shrunk(earlier.image, max_side))
+            else:
+                yield Frame(at(pts), _scaled(frame, max_side))
 
 
 def _keyframe_after_seek(
-    container, stream, target: int, seen: set[int]
-) -> tuple[int, av.VideoFrame] | None:
+    container, stream, target: int, seen: set[int], known=lambda pts: False
+) -> tuple[int, av.VideoFrame | None] | None:
     """The keyframe a seek landed on, as (pts, frame); None when it was yielded already.
 
     Its packet alone is decoded, then the decoder is drained: a decoder with a reorder delay
@@ -181,6 +201,8 @@ def _keyframe_after_seek(
     pts = packet.pts if packet.pts is not None else packet.dts
     if pts in seen:
         return None
+    if known(pts):
+        return pts, None  # the caller has this picture already
     frames = [*stream.decode(packet), *stream.decode(None)]
     stream.codec_context.flush_buffers()
     return (pts, frames[0]) if frames else None

@@ -148,7 +148,8 @@ def video_thumbnails(path: str | Path, out_dir: Path, duration: float | None) ->
     score, best = max(scored, key=lambda s: (s[0], -abs(s[1].time - duration / 3)))
     result = ThumbnailSet(poster_time=best.time, poster_score=score)
     result.rows = _posters(best.image, out_dir, best.time, score)
-    tiles = list(keyframes_at(path, tile_times(duration), max_side=TILE_WIDTH * 2))
+    decoded = {f.time: f for f in candidates}  # short clips: the same keyframes, decoded once
+    tiles = list(keyframes_at(path, tile_times(duration), TILE_WIDTH * 2, decoded))
     result.rows += sprite_sheet(tiles, out_dir, duration)
     if tiles:
         result.rows.append(
