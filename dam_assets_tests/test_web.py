@@ -310,7 +310,11 @@ def test_serve_warns_when_bound_beyond_this_machine(served):
         assert "the library page is on http://0.0.0.0:" in server.stderr.readline()
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine: the warning is what is tested
+            server.kill()
+            server.wait()
     from dam_assets.cli import build_parser
 
     args = build_parser().parse_args(["serve"])

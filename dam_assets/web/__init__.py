@@ -44,5 +44,13 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     print(f"dam serve: the library page is on http://{shown}:{port}/ (Ctrl-C stops it)",
           file=sys.stderr, flush=True)  # fmt: skip
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    # a browser playing a file holds its response open: stopping waits 5 s for it, not forever
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     return 0
