@@ -97,3 +97,20 @@ def sensor_tick(instance, data_dir, root, cursor=None, **discovery):
         },
     )
     return media_storage_sensor(context), context
+
+
+def count_decoded(patch: pytest.MonkeyPatch) -> list:
+    """The pts of every frame `frames_along` decodes from here on (through `_needed_frames`,
+    the real decoder), so a test can say how much was decoded."""
+    from dam_assets.media import frames
+
+    decoded: list = []
+    real = frames._needed_frames
+
+    def counting(*args):
+        for frame in real(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    patch.setattr(frames, "_needed_frames", counting)
+    return decoded

@@ -23,7 +23,6 @@ import pytest
 from dam_assets.cli.runs import cluster_faces, index_partitions
 from dam_assets.demo import samples as mf
 from dam_assets.library.discovery import scan
-from dam_assets.media import frames as frames_module
 from dam_assets.media.face_clusters import (
     Assignment,
     ClusterParams,
@@ -35,7 +34,7 @@ from dam_assets.media.frames import decode_all, frames_along
 from dam_assets.models.base import ModelUnavailable
 from dam_assets.models.faces import FaceModel, FaceSettings
 
-from .conftest import TINY_FACE_PACK, sensor_tick
+from .conftest import TINY_FACE_PACK, count_decoded, sensor_tick
 
 DIM = 512
 
@@ -202,16 +201,8 @@ def test_frames_along_gives_each_requested_moment_once(tmp_path):
     assert sparse == [0.28, 5.0]
     # intra-only ProRes: every frame is a keyframe, so each request is one seek
     prores = mf.make_video(tmp_path / "p.mov", seconds=3.0, codec="prores_ks", size=(256, 144))
-    decoded = []
-    real_decode = frames_module._needed_frames
-
-    def counting(*args):
-        for frame in real_decode(*args):
-            decoded.append(frame.pts)
-            yield frame
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(frames_module, "_needed_frames", counting)
+        decoded = count_decoded(patch)
         picked = [round(f.time, 2) for f in frames_along(prores, [0.5 * i for i in range(6)])]
     assert picked == [0.0, 0.48, 1.0, 1.48, 2.0, 2.48]
     assert 6 <= len(decoded) < 20  # of 75 frames

@@ -11,6 +11,8 @@ from dam_assets.demo import samples as mf
 from dam_assets.media import frames
 from dam_assets.media.frames import keyframes_at
 
+from .conftest import count_decoded
+
 
 def _bytes_read() -> int:
     """Bytes this process has read through syscalls (Linux /proc: real reads, no mock)."""
@@ -45,15 +47,7 @@ def test_sampling_long_gop_footage_skips_only_frames_nobody_asked_for(tmp_path, 
     rng = np.random.default_rng(2)
     noise = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(150)]
     path = mf.make_video(tmp_path / "b_frames.mp4", frames=noise, gop=50, bframes=3, audio=False)
-    decoded = []
-    real = frames._needed_frames
-
-    def counting(*args):
-        for frame in real(*args):
-            decoded.append(frame.pts)
-            yield frame
-
-    monkeypatch.setattr(frames, "_needed_frames", counting)
+    decoded = count_decoded(monkeypatch)
     times = [0.5 * i + 0.01 for i in range(12)]
     picked = list(frames.frames_along(path, times, max_side=None))
     with av.open(str(path)) as container:
