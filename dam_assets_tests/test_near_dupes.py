@@ -144,3 +144,17 @@ def test_near_duplicates_from_a_real_run(
     again, _ = sensor_tick(instance, data_dir, root, cursor=result.cursor)
     requests = getattr(again, "run_requests", None) or []
     assert not [r for r in requests if r.job_name == "find_near_duplicates"]
+
+
+def test_videos_hashed_before_the_middle_hashes_are_counted(store):
+    from dam_assets.library.dupes import without_middle_hashes
+    from dam_assets.storage.schemas import TIMELINE_FRAMES, rows_to_table
+
+    def second(checksum: str, i: int, centre: int | None) -> dict:
+        return {"checksum": checksum, "second": i, "frames": 25, "brightness": 0.5,
+                "motion": 0.1, "dhash": 1000 + i, "dhash_centre": centre}  # fmt: skip
+
+    for checksum, centre in (("a" * 64, 7), ("b" * 64, None)):
+        rows = [second(checksum, i, centre) for i in range(5)]
+        store.lake.write_unit("timeline_frames", checksum, rows_to_table(TIMELINE_FRAMES, rows))
+    assert without_middle_hashes(store) == 1

@@ -13,7 +13,7 @@ from .common import EXIT_CRASH, EXIT_OK, open_instance, say, use_instance_home
 def cmd_dupes(args: argparse.Namespace) -> int:
     from dagster import AssetKey
 
-    from ..library.dupes import duplicate_groups, hashed_videos
+    from ..library.dupes import duplicate_groups, hashed_videos, without_middle_hashes
     from ..storage import Store
     from .runs import find_near_duplicates
 
@@ -29,6 +29,12 @@ def cmd_dupes(args: argparse.Namespace) -> int:
             say(f"dam dupes: run {run_id[:8]} failed (see it in the UI)")
             return EXIT_CRASH
     found = duplicate_groups(store)
+    older = without_middle_hashes(store)
+    if older:
+        say(
+            f"{older} video(s) were indexed before cropped copies could be found: their crops"
+            " are not matched until their scenes are made again (backfill `scenes` in the UI)"
+        )
     if args.json:
         print(json.dumps({"groups": found}, indent=1, default=str))
         return EXIT_OK

@@ -23,6 +23,15 @@ def hashed_videos(store: Store) -> str:
     return f"{row['n']}:{row['h']}"
 
 
+def without_middle_hashes(store: Store) -> int:
+    """Videos hashed before the middle hashes existed: they are not matched as crops."""
+    [row] = store.sql(
+        "SELECT count(*) n FROM (SELECT checksum FROM timeline_frames GROUP BY checksum"
+        " HAVING count(dhash) > 0 AND count(dhash_centre) = 0)"
+    ).to_pylist()
+    return int(row["n"])
+
+
 def signatures(store: Store) -> list[Signature]:
     """One per video with hashed seconds, from the scenes pass's per-second hashes (videos
     hashed before the middle hashes existed have none: they are not matched as crops until
