@@ -28,7 +28,7 @@ def _raise_if_access(exc: BaseException) -> None:
         raise exc
 
 
-def _start_offset(stream) -> float:
+def start_offset(stream) -> float:
     """Media time 0 is the stream's first timestamp (MTS/TS and some MKV start far from 0)."""
     return float(stream.start_time * stream.time_base) if stream.start_time else 0.0
 
@@ -55,7 +55,7 @@ def _shrunk(image: Image.Image, max_side: int | None) -> Image.Image:
     return image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
-def _picture(frame: av.VideoFrame, offset: float, max_side: int | None) -> Frame:
+def picture_of(frame: av.VideoFrame, offset: float, max_side: int | None) -> Frame:
     image = _scaled(frame, max_side)
     return Frame(
         float(frame.time or 0.0) - offset, image, max(frame.width, frame.height) / max(image.size)
@@ -77,7 +77,7 @@ def frames_along(
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        offset = _start_offset(stream)
+        offset = start_offset(stream)
         start = stream.start_time or 0
         i, decoder, prev, position, sought = 0, None, None, None, None
         last_key, key_interval = None, None
@@ -86,7 +86,7 @@ def frames_along(
         def emit(frame) -> Iterator[Frame]:
             if frame.pts not in emitted:
                 emitted.add(frame.pts)
-                yield _picture(frame, offset, max_side)
+                yield picture_of(frame, offset, max_side)
 
         while i < len(targets):
             t = targets[i]
@@ -132,7 +132,7 @@ def _needed_frames(container, stream, targets: list[float]) -> Iterator[av.Video
     packet is decoded in full when a requested time falls within its display interval, so
     every frame on screen at a requested time is still there. Packets without a duration are
     always decoded."""
-    offset, base = _start_offset(stream), stream.time_base
+    offset, base = start_offset(stream), stream.time_base
     context = stream.codec_context
     for packet in container.demux(stream):
         needed = True
@@ -159,7 +159,7 @@ def keyframes_at(
         stream.codec_context.skip_frame = "NONKEY"
         stream.thread_type = "SLICE"
         seen: set[int] = set()
-        offset = _start_offset(stream)
+        offset = start_offset(stream)
         at = lambda pts: float(pts * stream.time_base) - offset  # noqa: E731
         for t in sorted(times):
             target = int(max(0.0, t) / stream.time_base) + (stream.start_time or 0)
@@ -223,7 +223,7 @@ def first_frame(path: str | Path, max_side: int | None = None) -> Frame | None:
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                return _picture(frame, 0.0, max_side)
+                return picture_of(frame, 0.0, max_side)
     except av.error.FFmpegError as exc:
         _raise_if_access(exc)
         return None

@@ -21,7 +21,7 @@ import av
 from scenedetect import SceneDetector
 from scenedetect.backends.pyav import VideoStreamAv
 
-from .frames import Frame, _picture, _start_offset
+from .frames import Frame, picture_of, start_offset
 
 
 class PictureStream(VideoStreamAv):
@@ -33,7 +33,7 @@ class PictureStream(VideoStreamAv):
         super().__init__(path, **options)
         self.every = every
         self.kept: dict[int, av.VideoFrame] = {}
-        self.offset = _start_offset(self._video_stream)
+        self.offset = start_offset(self._video_stream)
 
     def read(self, decode: bool = True):
         got = super().read(decode)
@@ -77,7 +77,7 @@ class BestPictures:
         if held is not None:
             self.pictures.pop(held[1], None)
         self.best[start] = (score, number)
-        self.pictures[number] = _picture(frame, self.offset, self.side)
+        self.pictures[number] = picture_of(frame, self.offset, self.side)
 
 
 class ReportingDetector(SceneDetector):
