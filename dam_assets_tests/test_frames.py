@@ -78,3 +78,59 @@ def test_keyframes_decoded_before_are_scaled_not_decoded_again(tmp_path, monkeyp
         assert f.image.size == fresh[f.time].image.size
         diff = np.abs(np.asarray(f.image, np.int16) - np.asarray(fresh[f.time].image, np.int16))
         assert diff.mean() < 12  # the same picture, scaled another way
+
+
+def test_thumbnails_decode_each_picture_once_on_intra_only_footage(tmp_path, monkeypatch):
+    """ProRes and MJPEG make every frame a keyframe: the poster candidates are sprite tiles, so
+    the sprite reuses their decodes (each candidate was a picture of its own before: twice the
+    decodes on a short clip)."""
+    from dam_assets.media import thumbnails
+
+    path = mf.make_video(tmp_path / "intra.mov", seconds=10, size=(192, 108), codec="prores_ks")
+    decoded: list[int] = []
+    real = frames._keyframe_after_seek
+
+    def counting(*args, **kwargs):
+        found = real(*args, **kwargs)
+        if found is not None and found[1] is not None:
+            decoded.append(found[0])
+        return found
+
+    monkeypatch.setattr(frames, "_keyframe_after_seek", counting)
+    made = thumbnails.video_thumbnails(path, tmp_path / "thumbs", 10.0)
+    tiles = [r for r in made.rows if r["kind"] == "tile"]
+    assert [r["time_s"] for r in tiles] == [float(t) for t in range(10)]
+    assert 0.5 <= made.poster_time <= 9.5
+    assert sorted(decoded) == sorted(set(decoded)) and len(decoded) == len(tiles)
+
+
+def test_opening_a_file_to_decode_it_decodes_no_picture_while_probing(tmp_path):
+    """FFmpeg's stream probing decodes the first H.264 picture of every MP4 it opens (0.45 s
+    a 4K file, several openings per file): `open_input` skips that, and what is decoded
+    afterwards is the same picture for picture. A stream known only from its data (MPEG-TS
+    here) is probed the usual way."""
+    from dam_assets.media.containers import open_input
+
+    rng = np.random.default_rng(4)
+    noise = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(30)]
+    mp4 = mf.make_video(tmp_path / "clip.mp4", frames=noise, gop=10, bframes=2, audio=False)
+    ts = tmp_path / "clip.ts"
+    with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        annexb = av.bitstream.BitStreamFilterContext("h264_mp4toannexb", src.streams.video[0])
+        for packet in src.demux(video=0):
+            for converted in annexb.filter(packet if packet.size else None):
+                converted.stream = stream
+                out.mux(converted)
+
+    with av.open(str(mp4)) as usual, open_input(mp4) as fast:
+        assert usual.streams.video[0].codec_context.format is not None  # probing decoded one
+        assert fast.streams.video[0].codec_context.format is None  # here it decoded none
+        pictures = [
+            [f.to_ndarray(format="rgb24") for f in c.decode(video=0)] for c in (usual, fast)
+        ]
+        assert len(pictures[0]) == len(pictures[1]) == 30
+        assert all(np.array_equal(a, b) for a, b in zip(*pictures, strict=True))
+    with open_input(ts) as container:
+        assert container.streams.video[0].codec_context.format is not None
+        assert sum(1 for _ in container.decode(video=0)) == 30

@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .containers import open_input
+
 BLOCK_S = 10.0  # seconds per block: small next to any window a caller keeps
 
 
@@ -58,7 +60,7 @@ def decode_blocks(
     the track shifted by a fraction of a sample.
     """
     fmt = "s16" if whisper_samples else "flt"
-    with av.open(str(path), metadata_errors="ignore") as container:
+    with open_input(path, metadata_errors="ignore") as container:
         if len(container.streams.audio) <= stream_index:
             raise NoAudio(f"{path}: no audio stream {stream_index}")
         stream = container.streams.audio[stream_index]

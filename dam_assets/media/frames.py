@@ -11,6 +11,7 @@ import av
 import av.error
 from PIL import Image
 
+from .containers import open_input
 from .errors import is_access_error
 
 
@@ -74,7 +75,7 @@ def frames_along(
     targets = sorted(set(max(0.0, t) for t in times))
     if not targets:
         return
-    with av.open(str(path)) as container:
+    with open_input(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         offset = start_offset(stream)
@@ -154,7 +155,7 @@ def keyframes_at(
     Neighbouring requests that land on the same keyframe yield it once, decoded once; a
     keyframe in `decoded` (by time, from an earlier call at the same or a larger size) is
     not decoded again but scaled down from there."""
-    with av.open(str(path)) as container:
+    with open_input(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
         stream.thread_type = "SLICE"
@@ -208,6 +209,19 @@ def _keyframe_after_seek(
     return (pts, frames[0]) if frames else None
 
 
+def first_keyframe(container, stream) -> av.VideoFrame | None:
+    """The stream's first keyframe, its packet alone decoded (no reorder delay to wait out)."""
+    context = stream.codec_context
+    skip, context.skip_frame = context.skip_frame, "NONKEY"
+    try:
+        target = stream.start_time or 0
+        container.seek(target, stream=stream, backward=True)
+        found = _keyframe_after_seek(container, stream, target, set())
+    finally:
+        context.skip_frame = skip
+    return found[1] if found else None
+
+
 def interval_times(duration: float | None, every_s: float) -> list[float]:
     """Sample times every `every_s` seconds, centred in each interval (never 0 exactly, where
     fades and slates sit)."""
@@ -221,7 +235,7 @@ def interval_times(duration: float | None, every_s: float) -> list[float]:
 def first_frame(path: str | Path, max_side: int | None = None) -> Frame | None:
     """The first decodable picture (still images PyAV can read but Pillow cannot)."""
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             for frame in container.decode(video=0):
                 return picture_of(frame, 0.0, max_side)
     except av.error.FFmpegError as exc:
@@ -232,7 +246,7 @@ def first_frame(path: str | Path, max_side: int | None = None) -> Frame | None:
 
 def decode_all(path: str | Path) -> int:
     """Decode every frame once (the benchmark baseline). Returns the frame count."""
-    with av.open(str(path)) as container:
+    with open_input(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         return sum(1 for _ in container.decode(stream))

@@ -1,7 +1,7 @@
 """Deep technical metadata with PyAV (plus Pillow for still-image EXIF).
 
-Reads the container header, the demuxer's sample index and at most one decoded frame per video
-stream (for the display rotation); never the whole file.
+Reads the container header, the demuxer's sample index and the first keyframe of the first
+video stream (for the display rotation); never the whole file.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import av
 import av.error
 
 from .errors import MediaError, diagnose_unreadable, is_access_error
+from .frames import first_keyframe
 from .kinds import kind_for_path
 
 # How many packets to demux for frame timing when the container has no sample index.
@@ -118,25 +119,25 @@ def frame_timing(stream: av.video.stream.VideoStream, container) -> tuple[float 
     return (round(real, 6) if real else None), vfr, len(stamps)
 
 
-def _rotation(container, stream) -> int:
-    """Display rotation (counter-clockwise degrees) from the first decoded frame's matrix."""
+def _first_picture(container, stream) -> av.VideoFrame | None:
+    """The first keyframe, for the display rotation (its matrix): its packet alone decoded, not
+    the frames a decoder with a reorder delay reads first (0.9 s on 4K H.264)."""
     try:
-        container.seek(0, stream=stream)
-        for frame in container.decode(stream):
-            return round(frame.rotation or 0) % 360
+        return first_keyframe(container, stream)
     except av.error.FFmpegError as exc:
         if is_access_error(exc):  # the share, not the picture: never guess 0
             raise
-        return 0
-    return 0
+        return None
 
 
 def _video_row(container, stream, first: bool) -> dict[str, Any]:
     cc = stream.codec_context
-    fmt = cc.format
-    bit_depth = max((c.bits for c in fmt.components), default=None) if fmt else None
     trc = cc.color_trc
     real, vfr, counted = frame_timing(stream, container) if first else (None, False, 0)
+    picture = _first_picture(container, stream) if first else None
+    rotation = round(picture.rotation or 0) % 360 if picture is not None else 0
+    fmt = cc.format
+    bit_depth = max((c.bits for c in fmt.components), default=None) if fmt else None
     hdr_format = _HDR_TRANSFERS.get(trc) if trc in _HDR_TRANSFERS else None
     sar = stream.sample_aspect_ratio
     return {
@@ -148,7 +149,7 @@ def _video_row(container, stream, first: bool) -> dict[str, Any]:
         "width": cc.width,
         "height": cc.height,
         "sample_aspect_ratio": f"{sar.numerator}:{sar.denominator}" if sar else None,
-        "rotation": _rotation(container, stream) if first else None,
+        "rotation": rotation if first else None,
         "fps_avg": _fps(stream.average_rate),
         "fps_real": real or _fps(stream.base_rate),
         "is_vfr": vfr,
@@ -292,6 +293,8 @@ def probe_file(path: str | Path) -> ProbeResult:
         raise MediaError("EmptyFile", "The file is empty (0 bytes): nothing to index.")
     diagnose_unreadable(path, opened=True)  # truncated ISO-BMFF files, before FFmpeg guesses
     try:
+        # FFmpeg's full stream probing, not `open_input`: it decodes a little of each stream for
+        # what headers leave out (pixel format, AAC profile); readers that decode skip it
         container = av.open(str(path), metadata_errors="replace")
     except av.error.FFmpegError as exc:
         if is_access_error(exc):  # EIO, ESTALE, ETIMEDOUT…: says nothing about the content

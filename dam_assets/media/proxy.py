@@ -18,6 +18,7 @@ from pathlib import Path
 
 import av
 
+from .containers import open_input
 from .output import _replace_via_tmp
 
 MAX_SIDE = 640
@@ -100,7 +101,7 @@ def make_proxy(
 
     def encode(tmp: Path) -> None:
         with (
-            av.open(str(source)) as src,
+            open_input(source) as src,
             av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out,
         ):
             counts.update(_transcode(src, out, rotation, max_side))

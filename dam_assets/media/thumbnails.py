@@ -1,9 +1,10 @@
 """Poster frames, scrub sprite sheets and still-image thumbnails.
 
-A video's poster is the best-scoring (see quality.py) of ten keyframes spread over 5–95 % of the
-duration, skipping the slates and fades at the ends. The sprite sheet holds keyframes roughly
-every `duration / 100` seconds (at least one second apart) on a 10-column grid, with a WebVTT
-index (`#xywh=`) that web players read directly. Only keyframes are decoded.
+A video's poster is the best-scoring (see quality.py) of up to ten keyframes spread over 5–95 % of
+the duration, skipping the slates and fades at the ends, at times the sprite shows too. The
+sprite sheet holds keyframes roughly every `duration / 100` seconds (at least one second apart)
+on a 10-column grid, with a WebVTT index (`#xywh=`) that web players read directly. Only
+keyframes are decoded, each once.
 """
 
 from __future__ import annotations
@@ -41,15 +42,20 @@ def _fit(image: Image.Image, longest: int) -> Image.Image:
     return copy
 
 
-def candidate_times(duration: float, count: int = POSTER_CANDIDATES) -> list[float]:
-    if duration <= 1.0 or count <= 1:
-        return [0.0]
-    return [duration * (0.05 + 0.9 * i / (count - 1)) for i in range(count)]
-
-
 def tile_times(duration: float) -> list[float]:
     step = max(1.0, duration / MAX_TILES)
     return [i * step for i in range(max(1, math.ceil(duration / step)))]
+
+
+def candidate_times(duration: float, count: int = POSTER_CANDIDATES) -> list[float]:
+    """Up to `count` of the tile times, spread over 5–95 % of the duration: the sprite then
+    reuses every candidate's decode (intra-only ProRes and MJPEG decode a frame per time)."""
+    inside = [t for t in tile_times(duration) if 0.05 * duration <= t <= 0.95 * duration]
+    if duration <= 1.0 or count <= 1 or not inside:
+        return [0.0]
+    if len(inside) <= count:
+        return inside
+    return [inside[round(i * (len(inside) - 1) / (count - 1))] for i in range(count)]
 
 
 def _posters(image: Image.Image, out_dir: Path, time_s: float | None, score: float) -> list[dict]:
