@@ -319,3 +319,19 @@ def test_dam_search_text_cli(tmp_path, speech_clip):
         [*dam, "search", "--text", "footage"], env=env, capture_output=True, text=True, timeout=60
     )
     assert "memo.mp4  0:0" in text.stdout and "footage" in text.stdout
+
+    def filtered(*options: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*dam, "search", "--text", "footage", *options],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    # the catalog filters hold for words as for meaning (they were ignored: every file came back)
+    assert json.loads(filtered("--max-duration", "3600", "--json").stdout) == [hit]
+    assert json.loads(filtered("--min-duration", "3600", "--json").stdout) == []
+    excluded = filtered("--camera", "no such camera")
+    assert excluded.returncode == 0
+    assert "No transcript segment contains: footage among the files" in excluded.stdout

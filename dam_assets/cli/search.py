@@ -24,11 +24,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.person:
         return _search_person(args)
     if args.text:
-        hits = search_transcripts(args.text, limit=args.limit)
+        hits = search_transcripts(args.text, limit=args.limit, filters=filters_from(args))
         if args.json:
             print(json.dumps(hits, indent=1))
         elif not hits:
-            print(f"No transcript segment contains: {args.text}")
+            among = " among the files the filters allow" if filters_from(args).active() else ""
+            print(f"No transcript segment contains: {args.text}{among}")
         for hit in [] if args.json else hits:
             span = f"{clock(hit['start'])}–{clock(hit['end'])}"
             print(

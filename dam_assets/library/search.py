@@ -11,31 +11,6 @@ from ..models.clip import EVERY_SECONDS
 from ..storage import Store
 
 
-def search_transcripts(
-    text: str,
-    limit: int = 20,
-    data_dir: str | os.PathLike[str] | None = None,
-    store: Store | None = None,
-) -> list[dict]:
-    """Transcript segments containing every word of `text` (stemmed; "quoted phrases" stay
-    phrases), best match first, each with the file's current path."""
-    store = store or Store(settings.data_dir(data_dir))
-    hits = store.text_index().search(text, limit=limit)
-    paths = store.registry.paths_for_checksums(h["checksum"] for h in hits)
-    return [
-        {
-            "checksum": h["checksum"],
-            "path": paths.get(h["checksum"]),
-            "start": h["start"],
-            "end": h["end"],
-            "text": h["text"],
-            "segment_index": h["segment_index"],
-            "score": round(-h["rank"], 4),  # BM25: higher is better
-        }
-        for h in hits
-    ]
-
-
 @dataclass
 class Filters:
     """Catalog conditions a moment's file must meet (None: no condition)."""
@@ -131,6 +106,37 @@ def in_good_scenes(store: Store, filters: Filters, hits: list[dict]) -> list[dic
         return any(a <= end and start < b for a, b in by_file.get(hit["checksum"], []))
 
     return [h for h in hits if inside(h)]
+
+
+def search_transcripts(
+    text: str,
+    limit: int = 20,
+    data_dir: str | os.PathLike[str] | None = None,
+    store: Store | None = None,
+    filters: Filters | None = None,
+) -> list[dict]:
+    """Transcript segments containing every word of `text` (stemmed; "quoted phrases" stay
+    phrases) in files meeting `filters`, and inside a scene meeting its scene conditions;
+    best match first, each with the file's current path."""
+    store = store or Store(settings.data_dir(data_dir))
+    allowed = allowed_checksums(store, filters) if filters and filters.active() else None
+    scenes = bool(filters and filters.scene_sql())  # some hits fall outside those scenes
+    hits = store.text_index().search(text, limit=limit * 10 if scenes else limit, checksums=allowed)
+    if filters is not None:
+        hits = in_good_scenes(store, filters, hits)[:limit]
+    paths = store.registry.paths_for_checksums(h["checksum"] for h in hits)
+    return [
+        {
+            "checksum": h["checksum"],
+            "path": paths.get(h["checksum"]),
+            "start": h["start"],
+            "end": h["end"],
+            "text": h["text"],
+            "segment_index": h["segment_index"],
+            "score": round(-h["rank"], 4),  # BM25: higher is better
+        }
+        for h in hits
+    ]
 
 
 def group_moments(hits: list[dict], gap_s: float) -> list[dict]:

@@ -10,8 +10,9 @@ damaged index is rebuilt by the next search.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .sqlite import SqliteFile
@@ -71,16 +72,21 @@ class TextIndex(SqliteFile):
             con.execute("COMMIT")
         return len(stale) + len(gone)
 
-    def search(self, text: str, limit: int = 20) -> list[dict]:
-        """Segments containing every word of `text` (stemmed), best BM25 match first."""
+    def search(
+        self, text: str, limit: int = 20, checksums: Sequence[str] | None = None
+    ) -> list[dict]:
+        """Segments containing every word of `text` (stemmed), best BM25 match first; only of
+        the files `checksums` names, when given."""
         query = fts_query(text)
-        if not query:
+        if not query or (checksums is not None and not checksums):
             return []
+        among = "" if checksums is None else " AND checksum IN (SELECT value FROM json_each(?))"
+        params = (query,) + (() if checksums is None else (json.dumps(list(checksums)),))
         with self._connect() as con:
             rows = con.execute(
                 "SELECT checksum, segment_index, start_s, end_s, text, bm25(segments) AS rank"
-                " FROM segments WHERE segments MATCH ? ORDER BY rank LIMIT ?",
-                (query, limit),
+                f" FROM segments WHERE segments MATCH ?{among} ORDER BY rank LIMIT ?",
+                (*params, limit),
             ).fetchall()
         keys = ("checksum", "segment_index", "start", "end", "text", "rank")
         return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -211,7 +211,9 @@ class Library:
         filters = query.filters
         allowed = set(allowed_checksums(self.store, filters) or []) if filters.active() else None
         if kind == "text":
-            hits = search_transcripts(query.text, limit=query.limit * 5, store=self.store)
+            hits = search_transcripts(
+                query.text, limit=query.limit, store=self.store, filters=filters
+            )
         elif kind == "person":
             hits = self.person_moments(query.person)
         else:
