@@ -131,6 +131,20 @@ def test_opening_a_file_to_decode_it_decodes_no_picture_while_probing(tmp_path):
         ]
         assert len(pictures[0]) == len(pictures[1]) == 30
         assert all(np.array_equal(a, b) for a, b in zip(*pictures, strict=True))
-    with open_input(ts) as container:
-        assert container.streams.video[0].codec_context.format is not None
-        assert sum(1 for _ in container.decode(video=0)) == 30
+    mkv = mf.make_video(tmp_path / "clip.mkv", frames=noise, gop=10, bframes=2, audio=False)
+    for usual_way in (ts, mkv):  # Matroska: the probing decode tells H.264 its reorder depth
+        with open_input(usual_way) as container:
+            assert container.streams.video[0].codec_context.format is not None
+            assert sum(1 for _ in container.decode(video=0)) == 30
+
+
+def test_a_clip_of_about_a_second_still_gets_a_poster_past_its_black_intro(tmp_path):
+    """Too short for three sprite tiles inside 5–95 %: the candidates are spread on their own
+    (the tile times alone left only t=0, the black frame)."""
+    from dam_assets.media import thumbnails
+
+    path = mf.make_video(tmp_path / "short.mov", 1.04, (192, 108), codec="prores_ks",
+                         black_intro_s=0.3)  # fmt: skip
+    made = thumbnails.video_thumbnails(path, tmp_path / "thumbs", 1.04)
+    assert made.poster_time is not None and made.poster_time >= 0.3
+    assert made.poster_score > 0.1

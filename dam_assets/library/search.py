@@ -120,10 +120,14 @@ def search_transcripts(
     best match first, each with the file's current path."""
     store = store or Store(settings.data_dir(data_dir))
     allowed = allowed_checksums(store, filters) if filters and filters.active() else None
-    scenes = bool(filters and filters.scene_sql())  # some hits fall outside those scenes
-    hits = store.text_index().search(text, limit=limit * 10 if scenes else limit, checksums=allowed)
-    if filters is not None:
-        hits = in_good_scenes(store, filters, hits)[:limit]
+    index = store.text_index()
+    fetch = limit * 10 if filters and filters.scene_sql() else limit  # some fall outside
+    while True:
+        found = index.search(text, limit=fetch, checksums=allowed)
+        hits = in_good_scenes(store, filters, found)[:limit] if filters else found
+        if len(hits) >= limit or len(found) < fetch:
+            break
+        fetch *= 4  # the best matches were outside the scenes: look further down
     paths = store.registry.paths_for_checksums(h["checksum"] for h in hits)
     return [
         {

@@ -49,10 +49,13 @@ def tile_times(duration: float) -> list[float]:
 
 def candidate_times(duration: float, count: int = POSTER_CANDIDATES) -> list[float]:
     """Up to `count` of the tile times, spread over 5–95 % of the duration: the sprite then
-    reuses every candidate's decode (intra-only ProRes and MJPEG decode a frame per time)."""
-    inside = [t for t in tile_times(duration) if 0.05 * duration <= t <= 0.95 * duration]
-    if duration <= 1.0 or count <= 1 or not inside:
+    reuses every candidate's decode (intra-only ProRes and MJPEG decode a frame per time).
+    A clip too short for three such tiles gets `count` times of its own."""
+    if duration <= 1.0 or count <= 1:
         return [0.0]
+    inside = [t for t in tile_times(duration) if 0.05 * duration <= t <= 0.95 * duration]
+    if len(inside) < 3:
+        return [duration * (0.05 + 0.9 * i / (count - 1)) for i in range(count)]
     if len(inside) <= count:
         return inside
     return [inside[round(i * (len(inside) - 1) / (count - 1))] for i in range(count)]

@@ -209,13 +209,15 @@ class Library:
         if kind == "many":
             raise NotServed(400, "search by one of: q (meaning), text (words), person, image")
         filters = query.filters
-        allowed = set(allowed_checksums(self.store, filters) or []) if filters.active() else None
         if kind == "text":
             hits = search_transcripts(
                 query.text, limit=query.limit, store=self.store, filters=filters
             )
         elif kind == "person":
             hits = self.person_moments(query.person)
+            if filters.active():
+                allowed = set(allowed_checksums(self.store, filters) or [])
+                hits = [h for h in hits if h["checksum"] in allowed]
         else:
             image = io.BytesIO(query.image) if kind == "image" else None
             try:
@@ -229,8 +231,6 @@ class Library:
                 )
             except OSError as exc:  # PIL: not an image
                 raise NotServed(400, f"the dropped file is not a picture ({exc})") from None
-        if allowed is not None:
-            hits = [h for h in hits if h["checksum"] in allowed]
         return self.moments(hits[: query.limit])
 
     def person_moments(self, who: str) -> list[dict]:
