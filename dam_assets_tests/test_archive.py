@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,6 +220,21 @@ def test_a_changed_or_vanished_source_is_refused_and_nothing_half_written(
     assert leftovers(dest) == []
 
 
+def test_a_copy_that_failed_for_content_the_library_no_longer_holds_stops_failing_verify(
+    store, footage, indexed, dest
+):
+    """A failed row stays in the ledger; once no file holds that content (deleted, or changed
+    and indexed under its new checksum), verify no longer reports it, or fails for ever."""
+    room = footage / "sound" / "room.m4a"
+    room.unlink()
+    [failed] = [o for o in archive_files(store, dest).outcomes if o.result == "failed"]
+    assert [o.result for o in verify_copies(store).problems] == ["not_copied"]  # still indexed
+    scan([footage], store, settle_seconds=0)  # now the library knows it is gone
+    checked = verify_copies(store)
+    assert checked.problems == []
+    assert {o.checksum: o.result for o in checked.outcomes}[failed.checksum] == "original_gone"
+
+
 def test_a_disk_that_corrupts_or_fills_keeps_nothing(store, indexed, dest, monkeypatch):
     real = copying._write_all
     calls = {"n": 0}
@@ -260,6 +276,85 @@ def test_refusals_before_any_copy(store, indexed, tmp_path, data_dir):
     root = ArchiveRoot.open(busy, data_dir, create=True)
     with root.writing(), pytest.raises(ArchiveError, match="another `dam archive`"):
         archive_files(store, busy)
+
+
+def test_an_original_is_never_recorded_as_its_own_copy(store, footage, indexed, tmp_path):
+    """An archive above or inside a watched folder would find each original where its copy
+    belongs and record it as a verified second copy: refused. A hard link of the original at
+    the copy's place (`cp -al`, another mount of the share) is not a copy either."""
+    from dam_assets.library.archive.layout import ArchiveRoot
+
+    for overlapping in (footage, footage / "day1"):
+        with pytest.raises(ArchiveError, match="overlaps the watched folder"):
+            archive_files(store, overlapping)
+    above = tmp_path / "nas"  # DEST above the watched folder (`dam archive /mnt/nas`)
+    (above / "footage").mkdir(parents=True)
+    with pytest.raises(ArchiveError, match="overlaps the watched folder"):
+        ArchiveRoot.open(above, store.data_dir, create=True, watched=[above / "footage"])
+    assert not any(p.name == META for p in tmp_path.rglob(META))
+    dest = tmp_path / "archive"
+    linked = dest / "footage" / "day1" / "clip.mp4"
+    linked.parent.mkdir(parents=True)
+    os.link(footage / "day1" / "clip.mp4", linked)
+    report = archive_files(store, dest)
+    [clip] = [o for o in report.outcomes if Path(o.source).name in ("clip.mp4", "same_as_clip.mp4")]
+    assert clip.result == "copied" and Path(clip.destination) != linked
+    assert os.stat(clip.destination).st_ino != os.stat(footage / "day1" / "clip.mp4").st_ino
+    assert file_checksum(clip.destination) == clip.checksum
+
+
+def test_where_is_one_condition_not_statements(store, indexed, dest, tmp_path):
+    """The job's `where` comes from the launchpad: a second statement could write files."""
+    written = tmp_path / "written.csv"
+    sneaky = (
+        f"TRUE); COPY (SELECT 1 AS x) TO '{written}';"
+        " SELECT checksum, path, path_bytes, root, size_bytes FROM media_files WHERE (FALSE"
+    )
+    with pytest.raises(ArchiveError, match="one condition"):
+        archive_files(store, dest, sneaky)
+    assert not written.exists() and ledger(store) == {}
+
+
+def test_a_long_name_that_clashes_is_shortened_not_the_end_of_the_run(
+    store, tmp_path, library, dest
+):
+    """The checksum added to a 250-byte name that is taken would pass the 255-byte limit: the
+    name is shortened, and the other files are archived all the same."""
+    root = tmp_path / "long"
+    long_name = "x" * 246 + ".mp4"
+    copy_settled(library["h264"], root / long_name)
+    copy_settled(library["audio"], root / "z_after.m4a")
+    scan([root], store, settle_seconds=0)
+    taken = dest / "long" / long_name
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(b"other content under that name")
+    report = archive_files(store, dest)
+    assert sorted(o.result for o in report.outcomes) == ["copied", "copied"]
+    for outcome in report.outcomes:
+        assert len(os.fsencode(Path(outcome.destination).name)) <= 255
+        assert file_checksum(outcome.destination) == outcome.checksum
+    assert taken.read_bytes() == b"other content under that name"
+
+
+def _resident(path: str) -> int:
+    """Bytes of the file in the page cache (util-linux fincore: the kernel's mincore)."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", path],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return int(out.stdout.split()[0])
+
+
+@pytest.mark.skipif(shutil.which("fincore") is None, reason="util-linux fincore is not here")
+def test_verifying_reads_the_disk_and_leaves_no_copy_in_the_page_cache(store, indexed, dest):
+    """Hashing a copy someone just wrote reads it back from memory unless its pages are
+    dropped first; reading an archive through must not fill the host's cache either."""
+    report = archive_files(store, dest)
+    copies = [o.destination for o in report.outcomes]
+    for copy in copies:
+        with open(copy, "rb") as handle:  # as if something had just read or written it
+            handle.read()
+    assert sum(_resident(c) for c in copies) > 0  # (tmpfs would keep them: then this fails)
+    assert {o.result for o in verify_copies(store).outcomes} == {"verified"}
+    assert [_resident(c) for c in copies] == [0] * len(copies)
 
 
 def _dam(env, *args, **kwargs):

@@ -86,7 +86,15 @@ def _print_archive(report, _out: Callable[[str], None]) -> None:
 def _print_verify(report, _out: Callable[[str], None]) -> None:
     counts = ", ".join(
         f"{report.count(r)} {r.replace('_', ' ')}"
-        for r in ("verified", "mismatch", "missing", "unreadable", "not_copied", "unreachable")
+        for r in (
+            "verified",
+            "mismatch",
+            "missing",
+            "unreadable",
+            "not_copied",
+            "unreachable",
+            "original_gone",
+        )
         if report.count(r) or r == "verified"
     )
     _out(f"Checked {len(report.outcomes)} recorded cop(ies): {counts}.")

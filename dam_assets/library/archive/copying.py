@@ -14,7 +14,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,29 +41,76 @@ class Placed:
     copied: bool  # False: the same content was already there under this name
 
 
+NAME_MAX = 255  # bytes, on every file system an archive is likely to be
+
+
 def candidates(target: Path, checksum: str) -> Iterator[Path]:
-    """The name, then names that carry the checksum: a clash with other content gets its own."""
+    """The name, then names that carry the checksum: a clash with other content gets its own
+    (the name shortened where the checksum would make it longer than a file system allows)."""
     yield target
     stem, suffix = (target.stem, target.suffix) if target.stem else (target.name, "")
-    yield target.with_name(f"{stem}.{checksum[:12]}{suffix}")
-    yield target.with_name(f"{stem}.{checksum}{suffix}")
+
+    def named(tail: str) -> Path:
+        room = NAME_MAX - len(os.fsencode(tail + suffix))
+        short = os.fsencode(stem)[: max(room, 1)].decode("utf-8", "ignore")
+        return target.with_name(short + tail + suffix)
+
+    yield named(f".{checksum[:12]}")
+    yield named(f".{checksum}")
     for n in range(2, 1000):
-        yield target.with_name(f"{stem}.{checksum}.{n}{suffix}")
+        yield named(f".{checksum}.{n}")
 
 
-def holds(path: Path, checksum: str, size: int) -> str:
+def holds(path: Path, checksum: str, size: int, originals: Iterable[str] = ()) -> str:
     """'free', 'same' (this very content, read back and hashed) or 'other' (anything else,
-    a link or a folder included: never followed, never replaced)."""
+    a link or a folder included: never followed, never replaced; an original itself, through
+    a hard link or another mount of its folder, is not a copy of it)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return "free"
+    except OSError as exc:  # a name too long there, a share gone: this content, not the run
+        raise CopyFailed(
+            f"{safe_text(path)} cannot be looked at in the archive ({exc.strerror or exc})"
+        ) from exc
     if not os.path.isfile(path) or os.path.islink(path) or st.st_size != size:
         return "other"
+    if any(_same_file(st, original) for original in originals):
+        return "other"
     try:
-        return "same" if file_checksum(path) == checksum else "other"
+        return "same" if hash_from_disk(path) == checksum else "other"
     except OSError:
         return "other"
+
+
+def hash_from_disk(path: Path) -> str:
+    """BLAKE3 of what the disk holds: written pages are flushed and cached ones dropped first
+    (a copy just written, or rsynced there a minute ago, would be read from memory), and
+    dropped again after (reading an archive through must not push the host's cache out)."""
+    _drop_cached(path, flush=True)
+    try:
+        return file_checksum(path)
+    finally:
+        _drop_cached(path)
+
+
+def _drop_cached(path: Path, flush: bool = False) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if flush:
+                os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _same_file(st: os.stat_result, path: str) -> bool:
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
 def place_copy(
@@ -73,12 +120,15 @@ def place_copy(
     target: Path,
     staging: Path,
     progress: Progress | None = None,
+    originals: Iterable[str] = (),
 ) -> Placed:
     """Archive `source` (indexed as `checksum`, `size` bytes) at `target` or, when another
-    content holds that name, at the first free name that carries the checksum."""
+    content holds that name, at the first free name that carries the checksum. `originals`:
+    every path the content is indexed at (`source` is always one)."""
+    originals = {source, *originals}
     for candidate in candidates(target, checksum):
         for _ in range(3):  # a name taken between the look and the link: look again
-            state = holds(candidate, checksum, size)
+            state = holds(candidate, checksum, size, originals)
             if state == "same":
                 return Placed(candidate, copied=False)
             if state == "other":
@@ -116,7 +166,7 @@ def copy_verified(
     try:
         _stage(src, checksum, size, tmp, progress)
         try:
-            again = file_checksum(tmp)
+            again = hash_from_disk(tmp)
         except OSError as exc:
             raise CopyFailed(f"the copy could not be read back: {exc.strerror or exc}") from exc
         if again != checksum:

@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -55,6 +55,7 @@ def layout_path(source: str, root: str | None) -> PurePosixPath:
 class ArchiveRoot:
     path: Path  # resolved
     archive_id: str
+    created: bool = False  # made an archive by this open
 
     @property
     def meta(self) -> Path:
@@ -65,10 +66,17 @@ class ArchiveRoot:
         return self.meta / "staging"
 
     @classmethod
-    def open(cls, dest: str | os.PathLike[str], data_dir: Path, create: bool) -> ArchiveRoot:
+    def open(
+        cls,
+        dest: str | os.PathLike[str],
+        data_dir: Path,
+        create: bool,
+        watched: Iterable[str | os.PathLike[str]] = (),
+    ) -> ArchiveRoot:
         """The archive at `dest`; with `create`, make it one the first time (never `dest`
         itself: an archive disk that is not mounted must not become a folder on the system
-        disk)."""
+        disk). `dest` may not overlap a `watched` folder: the copy of a file would be the
+        file itself, recorded as a second copy that does not exist."""
         given = Path(dest).expanduser()
         if not given.exists():
             raise ArchiveError(
@@ -85,7 +93,15 @@ class ArchiveRoot:
                 f"{safe_text(path)} overlaps DAM_DATA_DIR ({safe_text(data)}), which holds only"
                 " what the pipeline derives and may be cleaned; archive somewhere else"
             )
+        for folder in watched:
+            root = Path(folder).expanduser().resolve()
+            if path == root or root in path.parents or path in root.parents:
+                raise ArchiveError(
+                    f"{safe_text(path)} overlaps the watched folder {safe_text(root)}: a copy"
+                    " there could be the original itself; archive to another disk or folder"
+                )
         marker = path / META / MARKER
+        created = False
         try:
             archive_id = json.loads(marker.read_text())["id"]
         except FileNotFoundError:
@@ -94,10 +110,18 @@ class ArchiveRoot:
                     f"{safe_text(path)} is not an archive written by `dam archive` (no"
                     f" {META}/{MARKER}); give the folder you archived to"
                 ) from None
-            archive_id = _write_marker(path)
+            archive_id, created = _write_marker(path), True
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ArchiveError(f"{safe_text(marker)} cannot be read: {exc}") from exc
-        return cls(path, str(archive_id))
+        return cls(path, str(archive_id), created)
+
+    def on_system_disk(self) -> bool:
+        """On the file system of `/`: where an archive disk's mount point is when the disk is
+        not mounted."""
+        try:
+            return os.stat(self.path).st_dev == os.stat("/").st_dev
+        except OSError:
+            return False
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[int]:

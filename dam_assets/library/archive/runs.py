@@ -11,10 +11,10 @@ from pathlib import Path
 
 import duckdb
 
-from ...media.hashing import file_checksum
+from ... import settings
 from ...storage import Store
 from ...storage.paths import display_path, safe_text
-from .copying import CopyFailed, place_copy
+from .copying import CopyFailed, hash_from_disk, place_copy
 from .layout import ArchiveError, ArchiveRoot, layout_path
 from .ledger import Ledger
 
@@ -41,7 +41,8 @@ class Outcome:
     destination: str | None
     size_bytes: int
     # archive: copied | found (the same content was there) | already (recorded, present) |
-    # failed. verify: verified | mismatch | missing | unreadable | not_copied | unreachable
+    # failed. verify: verified | mismatch | missing | unreadable | not_copied | unreachable |
+    # original_gone (never copied, and no file holds that content any more: not a problem)
     result: str
     message: str | None = None
 
@@ -75,17 +76,28 @@ class VerifyReport:
 
     @property
     def problems(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.result != "verified"]
+        return [o for o in self.outcomes if o.result not in ("verified", "original_gone")]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def watched_folders(store: Store) -> list[str]:
+    """The folders media is indexed from (configured now, or recorded for indexed files)."""
+    recorded = store.sql("SELECT DISTINCT root FROM media_files WHERE root IS NOT NULL")
+    return [str(p) for p in settings.watch_roots()] + recorded.column("root").to_pylist()
+
+
 def select_sources(store: Store, where: str | None) -> dict[str, list[dict]]:
-    """checksum -> its present paths (real names) with root and size, for the condition."""
-    query = _SELECT.format(where=where.strip() if where and where.strip() else "TRUE")
+    """checksum -> its present paths (real names) with root and size, for the condition: one
+    SQL expression (a job's `where` comes from the launchpad; a second statement there could
+    write files)."""
+    condition = where.strip() if where and where.strip() else "TRUE"
+    query = _SELECT.format(where=condition)
     try:
+        if len(duckdb.extract_statements(query)) != 1:
+            raise ArchiveError(f"--where {where!r}: one condition, not SQL statements")
         rows = store.sql(query).to_pylist()
     except duckdb.Error as exc:
         raise ArchiveError(f"--where {where!r}: {exc}") from exc
@@ -127,7 +139,7 @@ def archive_files(
 ) -> ArchiveReport:
     """Copy every present original the condition selects (one copy per content) to `dest`,
     verified from disk, and record each in the ledger as soon as it is verified."""
-    root = ArchiveRoot.open(dest, store.data_dir, create=True)
+    root = ArchiveRoot.open(dest, store.data_dir, create=True, watched=watched_folders(store))
     sources = select_sources(store, where)
     ledger = Ledger(store)
     with root.writing() as leftovers:
@@ -135,6 +147,12 @@ def archive_files(
         known = {r["checksum"]: r for r in ledger.rows(root.archive_id)}
         todo = {ck: rows for ck, rows in sources.items() if not _still_archived(root, known, ck)}
         progress = _Progress(say, sum(rows[0]["size_bytes"] for rows in todo.values()))
+        if say and root.created and root.on_system_disk():
+            say(
+                f"New archive at {safe_text(root.path)}, on the system disk: if an archive"
+                " disk should be mounted there, it is not: stop this run, mount the disk"
+                " and run again"
+            )
         if say and todo:
             say(
                 f"Archiving {len(todo)} content(s), {progress.total / 2**30:,.2f} GiB, to"
@@ -182,7 +200,8 @@ def _archive_one(
         target = root.path / layout_path(source, row["root"])
         tick = progress.start(Path(source).name)
         try:
-            placed = place_copy(source, checksum, size, target, root.staging, tick)
+            originals = [r["path"] for r in rows]
+            placed = place_copy(source, checksum, size, target, root.staging, tick, originals)
         except CopyFailed as exc:
             errors.append(f"{display_path(source)}: {exc}" if len(rows) > 1 else str(exc))
             continue
@@ -247,12 +266,14 @@ def verify_copies(
     total = sum(r["size_bytes"] for r in rows if roots.get(r["archive_id"]))
     if say and rows:
         say(f"Verifying {len(rows)} recorded cop(ies), {total / 2**30:,.2f} GiB…")
+    held = store.sql("SELECT DISTINCT checksum FROM media_files WHERE NOT missing")
+    present = set(held.column("checksum").to_pylist())
     for row in rows:
         root = roots.get(row["archive_id"])
         if root is None:
             report.outcomes.append(_outcome(row, "unreachable", row["destination"]))
             continue
-        report.outcomes.append(_verify_one(root, ledger, row))
+        report.outcomes.append(_verify_one(root, ledger, row, present))
     return report
 
 
@@ -277,8 +298,11 @@ def _outcome(row: dict, result: str, where: str | None, message: str | None = No
     return Outcome(row["checksum"], row["source_path"], where, row["size_bytes"], result, message)
 
 
-def _verify_one(root: ArchiveRoot, ledger: Ledger, row: dict) -> Outcome:
+def _verify_one(root: ArchiveRoot, ledger: Ledger, row: dict, present: set[str]) -> Outcome:
     if not row["relative_path"]:
+        if row["checksum"] not in present:  # changed or deleted since: a new checksum, if any
+            note = "never copied, and no file in the library holds that content any more"
+            return _outcome(row, "original_gone", None, note)
         note = f"never copied: {row['message']}; run `dam archive {safe_text(root.path)}` again"
         return _outcome(row, "not_copied", None, note)
     path = root.path / row["relative_path"]
@@ -288,7 +312,7 @@ def _verify_one(root: ArchiveRoot, ledger: Ledger, row: dict) -> Outcome:
         st = os.lstat(path)
         if os.path.islink(path) or not os.path.isfile(path):
             raise FileNotFoundError(path)
-        digest = file_checksum(path) if st.st_size == row["size_bytes"] else None
+        digest = hash_from_disk(path) if st.st_size == row["size_bytes"] else None
     except FileNotFoundError:
         status = "missing"
         message = (
