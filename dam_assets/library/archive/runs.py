@@ -268,12 +268,18 @@ def verify_copies(
         say(f"Verifying {len(rows)} recorded cop(ies), {total / 2**30:,.2f} GiB…")
     held = store.sql("SELECT DISTINCT checksum FROM media_files WHERE NOT missing")
     present = set(held.column("checksum").to_pylist())
-    for row in rows:
+    checked, last = 0, time.monotonic()
+    for n, row in enumerate(rows, 1):
         root = roots.get(row["archive_id"])
         if root is None:
             report.outcomes.append(_outcome(row, "unreachable", row["destination"]))
             continue
         report.outcomes.append(_verify_one(root, ledger, row, present))
+        checked += row["size_bytes"]
+        if say and time.monotonic() - last >= 10 and n < len(rows):  # hours on a big archive
+            last = time.monotonic()
+            done = f"{checked / 2**30:,.1f} / {total / 2**30:,.1f} GiB"
+            say(f"  checked {n:,} / {len(rows):,} copies ({done})")
     return report
 
 
