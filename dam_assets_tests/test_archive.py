@@ -172,6 +172,25 @@ def test_verify_finds_damage_and_loss_then_archive_repairs_beside_them(store, in
     assert str(damaged) not in {o.destination for o in after.outcomes}
 
 
+def test_a_repair_that_fails_keeps_the_damaged_copy_in_the_ledger(store, footage, indexed, dest):
+    """The failed retry's row used to replace the one that said where the damaged copy lies."""
+    archive_files(store, dest)
+    [row] = [r for r in ledger(store).values() if r["source_path"].endswith("master.mov")]
+    damaged = dest / row["relative_path"]
+    damaged.chmod(0o644)
+    with open(damaged, "r+b") as handle:
+        handle.write(b"\0" * 16)
+    assert "mismatch" in {o.result for o in verify_copies(store).outcomes}
+    (footage / "day1" / "master.mov").unlink()  # the repair cannot read the original now
+    retry = {o.checksum: o for o in archive_files(store, dest).outcomes}
+    assert retry[row["checksum"]].result == "failed"
+    kept = ledger(store)[row["checksum"]]
+    assert kept["status"] == "failed" and kept["relative_path"] == row["relative_path"]
+    assert {o.checksum: o.result for o in verify_copies(store).outcomes}[row["checksum"]] == (
+        "mismatch"
+    )
+
+
 def test_verify_leaves_an_unmounted_archive_alone_and_follows_it_to_a_new_mount(
     store, indexed, dest, tmp_path
 ):

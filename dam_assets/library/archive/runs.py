@@ -162,7 +162,7 @@ def archive_files(
             if checksum not in todo:
                 report.outcomes.append(_already(root, ledger, known[checksum]))
                 continue
-            outcome = _archive_one(root, ledger, checksum, rows, progress)
+            outcome = _archive_one(root, ledger, checksum, rows, progress, known.get(checksum))
             progress.done += rows[0]["size_bytes"]
             report.outcomes.append(outcome)
             if say and outcome.result == "failed":
@@ -191,9 +191,15 @@ def _already(root: ArchiveRoot, ledger: Ledger, row: dict) -> Outcome:
 
 
 def _archive_one(
-    root: ArchiveRoot, ledger: Ledger, checksum: str, rows: list[dict], progress: _Progress
+    root: ArchiveRoot,
+    ledger: Ledger,
+    checksum: str,
+    rows: list[dict],
+    progress: _Progress,
+    earlier: dict | None = None,
 ) -> Outcome:
-    """Try each path that holds the content until one copy is verified; record the result."""
+    """Try each path that holds the content until one copy is verified; record the result (a
+    failure keeps saying where an earlier copy that did not verify lies)."""
     errors: list[str] = []
     for row in rows:
         source, size = row["path"], row["size_bytes"]
@@ -213,8 +219,9 @@ def _archive_one(
         )
         return Outcome(checksum, display_path(source), str(placed.path), size, result)
     message = "; ".join(errors)
+    kept = root.path / earlier["relative_path"] if earlier and earlier["relative_path"] else None
     source, size = rows[0]["path"], rows[0]["size_bytes"]
-    ledger.record(_row(root, checksum, None, source, size, "failed", message))
+    ledger.record(_row(root, checksum, kept, source, size, "failed", message))  # verify sees it
     return Outcome(checksum, display_path(source), None, size, "failed", message)
 
 
