@@ -64,6 +64,32 @@ def test_missing_weights_name_the_file_and_folder(tmp_path, monkeypatch):
         ClipModel(ClipSettings("ViT-B-32", str(tmp_path / "nope.pt")), tmp_path).load()
 
 
+def test_the_default_weights_are_named_without_importing_open_clip_as_open_clip_names_them():
+    """Every run on a machine without CLIP weights says what to download; importing open_clip
+    and torch for that message cost 5 s a run. Our one entry must stay open_clip's."""
+    import subprocess
+    import sys
+
+    import open_clip
+
+    from dam_assets.models.clip import _DEFAULT_HUB
+
+    for (model, tag), hub in _DEFAULT_HUB.items():
+        assert open_clip.get_pretrained_cfg(model, tag)["hf_hub"] == hub
+    probe = (
+        "import sys; from dam_assets.models.base import ModelUnavailable;"
+        "from dam_assets.models.clip import ClipModel, ClipSettings\n"
+        "try: ClipModel(ClipSettings(), __import__('pathlib').Path(sys.argv[1])).load()\n"
+        "except ModelUnavailable as exc: print(exc)\n"
+        "print('open_clip' in sys.modules, 'torch' in sys.modules)"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DAM_CLIP_MODEL": "", "DAM_CLIP_PRETRAINED": ""}
+    out = subprocess.run([sys.executable, "-c", probe, "/nonexistent"], capture_output=True,
+                         text=True, env=env, timeout=60, check=True).stdout  # fmt: skip
+    assert "huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in out
+    assert out.splitlines()[-1] == "False False"
+
+
 def test_zero_shot_and_moment_grouping():
     labels = ["beach", "city", "forest"]
     label_vecs = np.eye(3, dtype=np.float32)

@@ -81,11 +81,18 @@ def local_weights(settings: ClipSettings, models_dir: Path) -> Path | None:
     return None
 
 
-def _missing_weights(settings: ClipSettings, models_dir: Path, exc: Exception) -> ModelUnavailable:
-    import open_clip
+# Where the default weights come from, as open_clip's pretrained table says: a machine without
+# them is told so without importing open_clip and torch (5 s) for the message, at every run.
+_DEFAULT_HUB = {(CLIP_MODEL, CLIP_PRETRAINED): "laion/CLIP-ViT-B-32-laion2B-s34B-b79K/"}
 
-    cfg = open_clip.get_pretrained_cfg(model_name(settings), settings.pretrained) or {}
+
+def _missing_weights(settings: ClipSettings, models_dir: Path, exc: Exception) -> ModelUnavailable:
     target = models_dir / "open_clip" / f"{model_name(settings)}-{settings.pretrained}.safetensors"
+    cfg = {"hf_hub": _DEFAULT_HUB.get((settings.model, settings.pretrained))}
+    if not cfg["hf_hub"]:
+        import open_clip
+
+        cfg = open_clip.get_pretrained_cfg(model_name(settings), settings.pretrained) or {}
     if cfg.get("hf_hub"):
         source = (
             f"https://huggingface.co/{cfg['hf_hub'].rstrip('/')}/resolve/main/"
@@ -95,6 +102,8 @@ def _missing_weights(settings: ClipSettings, models_dir: Path, exc: Exception) -
         source = cfg["url"]
         target = target.with_suffix(Path(source).suffix or ".pt")
     else:
+        import open_clip
+
         known = open_clip.list_pretrained_tags_by_model(model_name(settings))
         return ModelUnavailable(
             f"open_clip has no pretrained weights {settings.pretrained!r} for"
@@ -128,6 +137,10 @@ class ClipModel(Model):
         return hub_reachable()
 
     def _load(self):
+        known = (self.settings.model, self.settings.pretrained) in _DEFAULT_HUB  # before imports
+        offline = known and local_weights(self.settings, self.models_dir) is None
+        if offline and not hub_reachable():
+            raise _missing_weights(self.settings, self.models_dir, ConnectionError("offline"))
         import open_clip
         import torch
 
