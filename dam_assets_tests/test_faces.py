@@ -308,6 +308,11 @@ def test_ingest_finds_tracks_and_people(faces_indexed, store, data_dir, instance
     by_name = json.loads(_dam(data_dir, "search", "--person", "ruby", "--json"))
     by_id = json.loads(_dam(data_dir, "search", "--person", str(red["person_id"]), "--json"))
     assert by_name == by_id and {Path(f["path"]).name for f in by_name} == {"a.mp4", "b.mp4"}
+    # the catalog filters hold for people too (they were ignored: every file came back)
+    assert json.loads(_dam(data_dir, "search", "--person", "ruby", "--min-duration", "3600",
+                           "--json")) == []  # fmt: skip
+    assert json.loads(_dam(data_dir, "search", "--person", "ruby", "--max-duration", "3600",
+                           "--json")) == by_name  # fmt: skip
     people = store.sql("SELECT name, faces, files FROM people").to_pylist()
     assert people == [{"name": "Ruby", "faces": 4, "files": 2}]
     clusters = store.sql("SELECT DISTINCT source FROM face_clusters").column(0).to_pylist()

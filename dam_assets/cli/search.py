@@ -23,12 +23,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.person:
         return _search_person(args)
+    filters = filters_from(args)
     if args.text:
-        hits = search_transcripts(args.text, limit=args.limit, filters=filters_from(args))
+        hits = search_transcripts(args.text, limit=args.limit, filters=filters)
         if args.json:
             print(json.dumps(hits, indent=1))
         elif not hits:
-            among = " among the files the filters allow" if filters_from(args).active() else ""
+            among = " among the files the filters allow" if filters.active() else ""
             print(f"No transcript segment contains: {args.text}{among}")
         for hit in [] if args.json else hits:
             span = f"{clock(hit['start'])}–{clock(hit['end'])}"
@@ -41,7 +42,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return EXIT_CRASH
     try:
         moments = search_moments(
-            text=args.query, image=args.image, limit=args.limit, filters=filters_from(args)
+            text=args.query, image=args.image, limit=args.limit, filters=filters
         )
     except ModelUnavailable as exc:
         say(f"dam search: {exc}")
@@ -60,6 +61,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _search_person(args: argparse.Namespace) -> int:
     from ..library.people import appearances
+    from ..library.search import appearances_meeting
     from ..storage import Store
     from ..storage.people import PersonNotFound
 
@@ -69,7 +71,8 @@ def _search_person(args: argparse.Namespace) -> int:
     except PersonNotFound as exc:
         say(f"dam search: {exc}")
         return EXIT_CRASH
-    files = appearances(store, [person])[person][: args.limit]
+    files = appearances_meeting(store, filters_from(args), appearances(store, [person])[person])
+    files = files[: args.limit]
     if args.json:
         print(json.dumps(files, indent=1))
         return EXIT_OK

@@ -108,6 +108,24 @@ def in_good_scenes(store: Store, filters: Filters, hits: list[dict]) -> list[dic
     return [h for h in hits if inside(h)]
 
 
+def appearances_meeting(store: Store, filters: Filters, files: list[dict]) -> list[dict]:
+    """A person's appearances (`appearances`: per file, `checksum` and `ranges`) in files
+    meeting the filters, each range inside a scene meeting their scene conditions."""
+    if not filters.active():
+        return files
+    allowed = set(allowed_checksums(store, filters) or [])
+    spans = [
+        {"checksum": f["checksum"], "start": a, "end": b}
+        for f in files
+        if f["checksum"] in allowed
+        for a, b in f["ranges"]
+    ]
+    kept: dict[str, list] = {}
+    for span in in_good_scenes(store, filters, spans):
+        kept.setdefault(span["checksum"], []).append([span["start"], span["end"]])
+    return [{**f, "ranges": kept[f["checksum"]]} for f in files if f["checksum"] in kept]
+
+
 def search_transcripts(
     text: str,
     limit: int = 20,

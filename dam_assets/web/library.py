@@ -19,7 +19,13 @@ from pathlib import Path
 
 from .. import settings
 from ..library.people import appearances, label_person, list_people, merge_people
-from ..library.search import Filters, allowed_checksums, search_moments, search_transcripts
+from ..library.search import (
+    Filters,
+    allowed_checksums,
+    in_good_scenes,
+    search_moments,
+    search_transcripts,
+)
 from ..media.proxy import proxy_path, proxy_reason
 from ..storage import Store
 from ..storage.paths import display_path
@@ -215,9 +221,11 @@ class Library:
             )
         elif kind == "person":
             hits = self.person_moments(query.person)
-            if filters.active():
+            if filters.active():  # in files that pass, inside scenes that pass
                 allowed = set(allowed_checksums(self.store, filters) or [])
-                hits = [h for h in hits if h["checksum"] in allowed]
+                hits = in_good_scenes(
+                    self.store, filters, [h for h in hits if h["checksum"] in allowed]
+                )
         else:
             image = io.BytesIO(query.image) if kind == "image" else None
             try:
