@@ -137,11 +137,11 @@ class ClipModel(Model):
         return hub_reachable()
 
     def _load(self):
-        known = (self.settings.model, self.settings.pretrained) in _DEFAULT_HUB  # before imports
-        offline = known and local_weights(self.settings, self.models_dir) is None
-        if offline and not hub_reachable():
+        weights = local_weights(self.settings, self.models_dir)
+        offline = weights is None and not hub_reachable()
+        if offline and (self.settings.model, self.settings.pretrained) in _DEFAULT_HUB:
             raise _missing_weights(self.settings, self.models_dir, ConnectionError("offline"))
-        import open_clip
+        import open_clip  # (other models: their architecture is checked first, in open_clip)
         import torch
 
         if self.settings.threads:
@@ -156,8 +156,7 @@ class ClipModel(Model):
                 f"open_clip has no architecture {name!r} (DAM_CLIP_MODEL); e.g. ViT-B-32,"
                 " ViT-B-16, ViT-L-14, or a path to a model-config JSON file."
             )
-        weights = local_weights(self.settings, self.models_dir)
-        if weights is None and not hub_reachable():
+        if offline:
             raise _missing_weights(self.settings, self.models_dir, ConnectionError("offline"))
         cache = self.models_dir / "open_clip"
         cache.mkdir(parents=True, exist_ok=True)

@@ -236,9 +236,7 @@ def _stage(src: int, checksum: str, size: int, tmp: Path, progress: Progress | N
             )
         os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
         os.fchmod(fd, 0o444)  # an archive copy is not for editing
-        os.fsync(fd)
-        with contextlib.suppress(AttributeError, OSError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.fsync(fd)  # `hash_from_disk` drops its cached pages before reading it back
     finally:
         os.close(fd)
 
